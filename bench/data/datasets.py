@@ -1,0 +1,146 @@
+"""Dataset descriptions (``datasets/<name>.toml``) and the registry of the formats they are written in.
+
+A description is data, not code: it names a format, where the files are (environment variables allowed)
+and the format's own options. Users switch datasets by writing or pointing at a description, never by
+editing the harness. A format knows how to tell whether its files are present, what determines the
+content of its frame cache, and how to fill that cache.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bench.config import DataConfig
+from bench.errors import DataError, UnknownNameError
+from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.data.cache import CacheWriter
+
+REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+_RESERVED = ("title", "format", "suite", "control_for", "order")
+
+
+@dataclass(frozen=True)
+class DatasetDescription:
+    """One dataset or domain, as read from its TOML file."""
+
+    name: str
+    format: str
+    source: Path
+    suite: str = "default"
+    title: str = ""
+    control_for: str | None = None  # a bias-free twin of this dataset, trained on as a sanity check
+    order: int = 100  # position in listings and plans (then the name)
+    options: dict[str, Any] = field(default_factory=dict)  # the format's own keys
+
+    @property
+    def is_control(self) -> bool:
+        return self.control_for is not None
+
+
+class DatasetFormat:
+    """How one on-disk format becomes a frame cache. Subclasses register in `FORMATS`."""
+
+    name: ClassVar[str]
+
+    def missing(self, desc: DatasetDescription) -> str | None:
+        """None when the dataset's files are present, else a sentence that says what is missing."""
+        raise NotImplementedError
+
+    def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
+        """Everything that determines the cache's content (JSON-serialisable); a change rebuilds it."""
+        raise NotImplementedError
+
+    def build(self, desc: DatasetDescription, data: DataConfig, writer: CacheWriter) -> None:
+        """Fill ``writer`` with the validated manifest and the frames at the cache size."""
+        raise NotImplementedError
+
+
+def _load_builtin_formats() -> None:
+    import bench.data.formats  # noqa: F401  (its decorators register the built-in formats)
+
+
+FORMATS: Registry[type[DatasetFormat]] = Registry("dataset format", base=DatasetFormat,
+                                                  loader=_load_builtin_formats)
+
+
+def dataset_dirs(data: DataConfig) -> list[Path]:
+    """Folders searched for descriptions, first match wins: data.datasets_dir, $BENCH_DATASETS
+    (os.pathsep-separated), ./datasets, and the descriptions shipped with the harness."""
+    dirs = [Path(data.datasets_dir)] if data.datasets_dir else []
+    dirs += [Path(p) for p in os.environ.get("BENCH_DATASETS", "").split(os.pathsep) if p]
+    dirs += [Path.cwd() / "datasets", REPO_DATASETS]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def discover(data: DataConfig) -> dict[str, DatasetDescription]:
+    """Every description found, by name (a name found in an earlier folder hides later ones), sorted by
+    their ``order`` key, then name."""
+    found: dict[str, DatasetDescription] = {}
+    for folder in dataset_dirs(data):
+        for path in sorted(folder.glob("*.toml")):
+            if path.stem not in found:
+                found[path.stem] = read_description(path)
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def read_description(path: Path) -> DatasetDescription:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"Dataset description {str(path)!r} is not valid TOML: {exc}.") from None
+    if "format" not in raw:
+        raise DataError(f"Dataset description {str(path)!r} has no `format` key; add e.g. "
+                        f"format = \"synthetic\" (formats: {', '.join(FORMATS)}).")
+    if raw["format"] not in FORMATS:
+        FORMATS.get(raw["format"])  # raises the friendly unknown-format message
+    order = raw.get("order", 100)
+    if not isinstance(order, int) or isinstance(order, bool):
+        raise DataError(f"Dataset description {str(path)!r}: order must be a whole number.")
+    options = {k: _expand_env(v) for k, v in raw.items() if k not in _RESERVED}
+    return DatasetDescription(name=path.stem, format=raw["format"], source=path,
+                              suite=str(raw.get("suite", "default")), title=str(raw.get("title", "")),
+                              control_for=raw.get("control_for"), order=order, options=options)
+
+
+def select_datasets(spec: str | Iterable[str], descriptions: dict[str, DatasetDescription], *,
+                    all_means: Iterable[str]) -> list[str]:
+    """Names chosen by ``spec``: ``all`` (the datasets of the suites in ``all_means``, controls left out),
+    a suite name, a dataset name, or a glob; comma lists allowed."""
+    registry: Registry[DatasetDescription] = Registry("dataset")
+    for desc in descriptions.values():
+        registry.add(desc.name, desc, tags={desc.suite} | ({"control"} if desc.is_control else set()))
+    suites = set(all_means)
+    tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec) if t.strip()]
+    chosen: dict[str, None] = {}
+    for token in tokens:
+        if token == "all":
+            names = [d.name for d in descriptions.values() if d.suite in suites and not d.is_control]
+            if not names:
+                raise UnknownNameError(f"No dataset belongs to suite(s) {', '.join(sorted(suites))}; "
+                                       f"available datasets: {', '.join(descriptions) or '(none)'}.")
+        else:
+            names = registry.select(token)
+        chosen.update(dict.fromkeys(names))
+    return list(chosen)
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return os.path.expandvars(value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value

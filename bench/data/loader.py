@@ -1,0 +1,161 @@
+"""From the frame cache to batches on the device.
+
+Samplers produce row numbers; `DeviceLoader` gathers those rows from the memory-mapped cache, pins
+the uint8 block (on CUDA), moves it without blocking and converts and normalises it on the device, so
+the host does the least possible work per image. Training never decodes a file.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.data.cache import FrameCache
+
+MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1] (docs/METHODS.md)
+
+
+@dataclass
+class Batch:
+    """A batch as a method sees it; every tensor is on the device, labels are int64 of shape (N,)."""
+
+    images: torch.Tensor  # (N, 3, H, W) float, normalised
+    label: torch.Tensor  # 0 real, 1 fake
+    group: torch.Tensor  # intersectional group 0..7, -1 unknown
+    gender: torch.Tensor
+    race: torch.Tensor
+    manipulation: torch.Tensor  # 0 real, 1..K
+    video: torch.Tensor  # video codes (factorised ids), for methods that pool by video
+    rows: np.ndarray  # rows of the cache, for debugging and tests
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+HostBlock = tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]  # rows, uint8 images, labels
+
+
+class PairedSampler:
+    """Batches of ``batch_size`` fakes, each paired with a uniformly drawn real frame.
+
+    The first half of a batch holds the reals, the second half the fakes; row i of each half is a pair.
+    One epoch is one pass over the fakes in a random order (docs/METHODS.md), or ``steps`` batches when
+    given. The same sampler serves every method, so comparisons stay fair.
+    """
+
+    def __init__(self, real_rows: np.ndarray, fake_rows: np.ndarray, *, batch_size: int, steps: int = 0):
+        if len(real_rows) == 0 or len(fake_rows) == 0:
+            raise ValueError("A paired sampler needs both real and fake training frames.")
+        self.real_rows, self.fake_rows = np.asarray(real_rows), np.asarray(fake_rows)
+        self.batch_size = min(batch_size, len(self.fake_rows))
+        self.steps = steps or max(1, len(self.fake_rows) // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def epoch(self, seed: int | list[int]) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        order = _endless_permutation(self.fake_rows, rng)
+        for _ in range(self.steps):
+            fakes = np.fromiter((next(order) for _ in range(self.batch_size)), dtype=np.int64,
+                                count=self.batch_size)
+            reals = self.real_rows[rng.integers(0, len(self.real_rows), size=self.batch_size)]
+            yield np.concatenate([reals, fakes])
+
+
+class StandardSampler:
+    """Shuffled batches of ``batch_size`` frames; one epoch is one pass over all frames."""
+
+    def __init__(self, rows: np.ndarray, *, batch_size: int, steps: int = 0):
+        if len(rows) == 0:
+            raise ValueError("A sampler needs at least one training frame.")
+        self.rows = np.asarray(rows)
+        self.batch_size = min(batch_size, len(self.rows))
+        self.steps = steps or max(1, len(self.rows) // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def epoch(self, seed: int | list[int]) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        order = _endless_permutation(self.rows, rng)
+        for _ in range(self.steps):
+            yield np.fromiter((next(order) for _ in range(self.batch_size)), dtype=np.int64,
+                              count=self.batch_size)
+
+
+def sequential(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Rows in order, in chunks: for validation and prediction."""
+    for start in range(0, len(rows), batch_size):
+        yield rows[start:start + batch_size]
+
+
+class DeviceLoader:
+    """Turns row numbers of one cache into `Batch` objects on ``device``."""
+
+    def __init__(self, cache: FrameCache, *, device: torch.device, channels_last: bool = True) -> None:
+        self.cache = cache
+        self.device = device
+        self.channels_last = channels_last
+        self._pin = device.type == "cuda"
+        m = cache.manifest
+        self._labels = {col: m[col].to_numpy(dtype=np.int64) for col in
+                        ("label", "intersection", "gender", "race", "manipulation")}
+        self._labels["video"] = pd.factorize(m["video"])[0].astype(np.int64)
+
+    def host_block(self, rows: np.ndarray) -> HostBlock:
+        """Gather on the host: uint8 images (N, H, W, 3) and label tensors, pinned on CUDA."""
+        images = torch.from_numpy(np.ascontiguousarray(self.cache.images[rows]))
+        labels = {k: torch.from_numpy(v[rows]) for k, v in self._labels.items()}
+        if self._pin:
+            images = images.pin_memory()
+            labels = {k: v.pin_memory() for k, v in labels.items()}
+        return rows, images, labels
+
+    def to_device(self, block: HostBlock) -> Batch:
+        rows, images, labels = block
+        dev = {k: v.to(self.device, non_blocking=True) for k, v in labels.items()}
+        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # (N, 3, H, W), NHWC strides
+        x = x.float() if self.channels_last else x.contiguous().float()
+        x = x.sub_(255.0 * MEAN).div_(255.0 * STD)
+        return Batch(images=x, label=dev["label"], group=dev["intersection"], gender=dev["gender"],
+                     race=dev["race"], manipulation=dev["manipulation"], video=dev["video"], rows=rows)
+
+    def batches(self, row_batches: Iterable[np.ndarray]) -> Iterator[Batch]:
+        """Batches for ``row_batches``; on CUDA a background thread gathers the next ones meanwhile."""
+        blocks = (self.host_block(rows) for rows in row_batches)
+        if self._pin:
+            blocks = _prefetch(blocks, depth=3)
+        for block in blocks:
+            yield self.to_device(block)
+
+
+def _endless_permutation(rows: np.ndarray, rng: np.random.Generator) -> Iterator[int]:
+    while True:
+        yield from rng.permutation(rows).tolist()
+
+
+def _prefetch(items: Iterator, *, depth: int) -> Iterator:
+    """Run ``items`` in a daemon thread, ``depth`` ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer
+            q.put(exc)
+        q.put(done)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item

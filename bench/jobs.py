@@ -1,0 +1,309 @@
+"""The plan (methods x train domains x seeds), job identity, and running jobs one by one or in parallel.
+
+A job trains one method on one domain with one seed and predicts every test domain. Its identity is
+the method, its resolved config, the training domain's data (the cache key: description and image
+size, which determine the manifest), the seed and the result-changing training settings. A short hash
+of it names the job's folder, so the same command run again finds and skips finished work, and a
+changed setting never overwrites old results. Test domains are not part of the identity: asking a
+finished job for a new test domain predicts it with the saved weights, without retraining.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from bench.config import MethodConfig, RunConfig, identity_dict, resolve_method_config, to_dict
+from bench.data.cache import cache_path, ensure_cache
+from bench.data.datasets import DatasetDescription, discover, select_datasets
+from bench.errors import BenchError, TrainingDiverged, UnknownNameError
+from bench.store import JobBusy, Store, atomic_write_json, atomic_write_text, write_predictions
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: a method trained on one domain with one seed, predicting the test domains."""
+
+    method: str
+    train: str
+    seed: int
+    tests: tuple[str, ...]
+    method_config: MethodConfig
+    identity: dict[str, Any] = field(compare=False)
+    job_id: str
+    role: str = "main"  # "control": the baseline on a bias-free twin of a training domain
+    control_for: str | None = None  # for a control: the training domain it is the twin of
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} on {self.train} (seed {self.seed})"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # done | predicted | failed | busy
+    seconds: float = 0.0
+    message: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | None = None) -> list[Job]:
+    """Every job of ``run.plan``, in a stable order (method, train domain, seed), controls last."""
+    from bench.method import METHODS
+
+    descriptions = descriptions if descriptions is not None else discover(run.data)
+    for name in run.methods:  # a [section] or --set for a method that does not exist
+        if name not in METHODS:
+            METHODS.get(name)
+    methods = METHODS.select(run.plan.methods)
+    trains = select_datasets(run.plan.train, descriptions, all_means=[run.data.suite])
+    tests = select_datasets(run.plan.test, descriptions, all_means={descriptions[t].suite for t in trains})
+    if not run.plan.seeds:
+        raise BenchError("No seeds to run; give at least one with --seeds (e.g. --seeds 0,1,2).")
+    plan = [_job(run, method, descriptions[train], seed, tests)
+            for method in methods for train in trains for seed in run.plan.seeds]
+    if run.plan.controls:
+        if run.plan.baseline not in METHODS:
+            raise UnknownNameError(f"plan.baseline {run.plan.baseline!r} is not a method; "
+                                   f"available: {', '.join(METHODS)}.")
+        for train in trains:
+            for control in (d for d in descriptions.values() if d.control_for == train):
+                plan += [_job(run, run.plan.baseline, control, seed, [control.name, *tests], role="control",
+                              control_for=train) for seed in run.plan.seeds]
+    return plan
+
+
+def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, tests: list[str], *,
+         role: str = "main", control_for: str | None = None) -> Job:
+    from bench.method import METHODS
+
+    config = resolve_method_config(METHODS.get(method).Config, run, method)
+    identity = {
+        "method": method,
+        "method_config": dataclasses.asdict(config),
+        "train_data": cache_path(train, run.data)[0].name,
+        "seed": seed,
+        "train_config": identity_dict(run.train),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return Job(method=method, train=train.name, seed=seed, tests=tuple(dict.fromkeys(tests)),
+               method_config=config, identity=identity, job_id=f"{method}__{train.name}__s{seed}__{digest}",
+               role=role, control_for=control_for)
+
+
+# ------------------------------------------------------------------------------------------ execution
+def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int = 1, progress: bool = True,
+            log: Any = print) -> list[JobResult]:
+    """Run every job of ``plan`` that is not finished; return one result per job that ran.
+
+    Finished jobs are skipped (and counted). Data caches are prepared first, in this process, so
+    parallel workers never build the same cache twice. A failing job is reported, the others go on.
+    """
+    states = {job.job_id: store.state(job.job_id, list(job.tests)) for job in plan}
+    todo = [job for job in plan if states[job.job_id] != "done"]
+    skipped = len(plan) - len(todo)
+    if skipped:
+        log(f"{skipped} of {len(plan)} job(s) already finished in {store.runs}; skipping them.")
+    if not todo:
+        return []
+    prepare_data(todo, run=run, log=log)
+    n_jobs = max(1, min(n_jobs, len(todo)))
+    threads = run.train.threads or (max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0)
+    results: list[JobResult] = []
+    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not progress, position=0)
+    for result in _results(todo, run=run, store=store, n_jobs=n_jobs, threads=threads, progress=progress):
+        results.append(result)
+        bar.update(1)
+        (tqdm.write if progress else log)(_result_line(result))
+    bar.close()
+    return results
+
+
+def _results(todo: list[Job], *, run: RunConfig, store: Store, n_jobs: int, threads: int,
+             progress: bool) -> Iterator[JobResult]:
+    if n_jobs == 1:
+        for job in todo:
+            yield run_job(job, run=run, out=store.root, threads=threads, progress=progress)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(run_job)(job, run=run, out=store.root, threads=threads, progress=False)
+                        for job in todo)
+
+
+def prepare_data(jobs: list[Job], *, run: RunConfig, log: Any = print) -> None:
+    """Build (or find) the frame cache of every domain the jobs touch."""
+    descriptions = discover(run.data)
+    names = list(dict.fromkeys(name for job in jobs for name in (job.train, *job.tests)))
+    for name in names:
+        path, _ = cache_path(descriptions[name], run.data)
+        if not (path / "COMPLETE").exists():
+            t0 = time.perf_counter()
+            log(f"Building the frame cache of {name} ({run.data.image_size} px) in {path.parent} ...")
+            cache = ensure_cache(descriptions[name], run.data)
+            log(f"  {len(cache.manifest)} frames in {time.perf_counter() - t0:.1f} s")
+
+
+def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: bool = True) -> JobResult:
+    """Run one job to completion (train if needed, predict missing test domains, mark it done).
+
+    Errors end this job only: the result carries the message and ``error.txt`` the traceback.
+    KeyboardInterrupt is not caught: an interrupted job stays incomplete and resumes on the next run.
+    """
+    store = Store(out)
+    t0 = time.perf_counter()
+    try:
+        with store.lock(job.job_id):
+            state = store.state(job.job_id, list(job.tests))
+            if state == "done":
+                return JobResult(job, "done", message="already finished")
+            summary = _work(job, run=run, store=store, state=state, threads=threads, progress=progress)
+        return JobResult(job, "predicted" if state == "predict" else "done",
+                         seconds=time.perf_counter() - t0, summary=summary)
+    except JobBusy as exc:
+        return JobResult(job, "busy", message=str(exc))
+    except (BenchError, TrainingDiverged) as exc:
+        return _failed(job, store, t0, str(exc), traceback.format_exc())
+    except Exception as exc:  # a bug or an environment problem: keep the traceback for the report
+        return _failed(job, store, t0, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def _work(job: Job, *, run: RunConfig, store: Store, state: str, threads: int, progress: bool) -> dict:
+    import torch
+
+    from bench.device import amp_dtype, describe, resolve_device
+    from bench.method import METHODS
+    from bench.predict import predict_logits, predictions_frame
+    from bench.train import CHECKPOINT, load_trained, train_method
+
+    if threads:
+        torch.set_num_threads(threads)
+    folder = store.job_dir(job.job_id)
+    (folder / "error.txt").unlink(missing_ok=True)
+    device = resolve_device(run.train.device)
+    descriptions = discover(run.data)
+    train_cache = ensure_cache(descriptions[job.train], run.data)
+    method_cls = METHODS.get(job.method)
+    record = _read_json(folder / "config.json") or _initial_record(job, run, train_cache.manifest_hash)
+    record["provenance"].update(device=describe(device), host=socket.gethostname())
+    atomic_write_json(folder / "config.json", record)
+
+    if state == "incomplete" and not (folder / CHECKPOINT).exists():
+        shutil.rmtree(folder / "predictions", ignore_errors=True)  # from weights that were not kept
+    if state == "predict":
+        method = load_trained(method_cls, job.method_config, train_cache, run.train, device, folder)
+    else:
+        result = train_method(method_cls=method_cls, config=job.method_config, cache=train_cache,
+                              train=run.train, seed=job.seed, device=device, job_dir=folder,
+                              progress=progress, label=f"{job.method}/{job.train}/s{job.seed}")
+        method = result.method
+        record["training"] = {"best_epoch": result.best_epoch, "selection": run.train.selection,
+                              "selection_score": result.best_score, "epochs": result.epochs_run,
+                              "seconds": round(result.seconds, 2),
+                              "train_images_per_second": round(result.images_per_second, 1),
+                              "resumed_from_epoch": result.resumed_from_epoch}
+        record["notes"] = result.notes
+    amp = amp_dtype(run.train.precision, device)
+    from bench.data.loader import DeviceLoader
+
+    for domain in store.missing_predictions(job.job_id, list(job.tests)):
+        cache = ensure_cache(descriptions[domain], run.data)
+        rows = cache.rows("test")
+        if len(rows) == 0:
+            raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
+        loader = DeviceLoader(cache, device=device, channels_last=run.train.channels_last)
+        t0 = time.perf_counter()
+        logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, amp=amp,
+                                progress=progress, desc=f"predict {domain}")
+        seconds = time.perf_counter() - t0
+        write_predictions(store.predictions_path(job.job_id, domain), predictions_frame(cache, rows, logits))
+        record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "frames": len(rows),
+                                         "images_per_second": round(len(rows) / max(seconds, 1e-9), 1)}
+    record["provenance"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    atomic_write_json(folder / "config.json", record)
+    (folder / CHECKPOINT).unlink(missing_ok=True)
+    store.mark_done(job.job_id)
+    return record.get("training", {})
+
+
+def _initial_record(job: Job, run: RunConfig, train_manifest_hash: str) -> dict[str, Any]:
+    run_dict = to_dict(run)
+    return {
+        "job": {"id": job.job_id, "method": job.method, "train": job.train, "seed": job.seed,
+                "role": job.role, "control_for": job.control_for, "tests": list(job.tests)},
+        "identity": job.identity,
+        "method_config": dataclasses.asdict(job.method_config),
+        "config": {"preset": run.preset, "data": run_dict["data"], "train": run_dict["train"]},
+        "data": {"train": {"name": job.train, "manifest_hash": train_manifest_hash}},
+        "predictions": {},
+        "provenance": provenance(),
+    }
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a job ran: git revision, package versions, Python, platform."""
+    packages = {}
+    for name in ("fairness-generalization-bench", "torch", "timm", "numpy", "pandas", "scikit-learn"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"git_revision": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
+            "packages": packages, "python": sys.version.split()[0], "platform": platform.platform(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _failed(job: Job, store: Store, t0: float, message: str, trace: str) -> JobResult:
+    folder = store.job_dir(job.job_id)
+    if folder.exists():
+        atomic_write_text(folder / "error.txt", trace)
+    return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=message)
+
+
+def _result_line(result: JobResult) -> str:
+    job = result.job
+    if result.status == "failed":
+        return f"FAILED {job.label}: {result.message}"
+    if result.status == "busy":
+        return f"busy   {job.label}: {result.message}"
+    if result.status == "predicted":
+        return f"done   {job.label}: predicted new test domains with the saved model ({result.seconds:.0f} s)"
+    s = result.summary
+    score = s.get("selection_score", float("nan"))
+    return (f"done   {job.label}: best epoch {s.get('best_epoch')} of {s.get('epochs')} "
+            f"({s.get('selection')} {score:.4f}), {result.seconds:.0f} s, "
+            f"{s.get('train_images_per_second', 0):.0f} train img/s")

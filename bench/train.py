@@ -1,0 +1,250 @@
+"""The runner: builds a method for a job, trains it epoch by epoch, selects the epoch to keep.
+
+Selection uses only the training domain's validation split (best AUC by default), so nothing about a
+test domain is seen before predictions are written. After every epoch the runner writes ``log.csv``
+and a resumable ``checkpoint.pt``; an interrupted job continues from its last finished epoch. A loss
+that turns NaN or infinite stops the job with `TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from bench.config import MethodConfig, TrainConfig
+from bench.data.cache import FrameCache
+from bench.data.loader import DeviceLoader, PairedSampler, StandardSampler
+from bench.device import amp_dtype, autocast, seed_everything
+from bench.errors import ConfigError, DataError, TrainingDiverged
+from bench.method import Method, MethodInfo
+from bench.metrics import auc
+from bench.predict import bce_from_logits, predict_logits, sigmoid
+from bench.store import atomic_write_bytes, atomic_write_csv
+
+CHECKPOINT, MODEL, LOG = "checkpoint.pt", "model.pt", "log.csv"
+
+
+@dataclass
+class TrainResult:
+    method: Method
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    seconds: float
+    images_per_second: float
+    resumed_from_epoch: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_method(method_cls: type[Method], config: MethodConfig, cache: FrameCache, train: TrainConfig,
+                 device: torch.device, steps_per_epoch: int) -> tuple[Method, list[str]]:
+    """Check the data against the method's needs and construct it on ``device``."""
+    notes: list[str] = []
+    rows = cache.rows("train")
+    manifest = cache.manifest.iloc[rows]
+    needs = method_cls.needs
+    if needs.paired and train.sampler != "paired":
+        raise ConfigError(f"Method {method_cls.name!r} needs paired real/fake batches; "
+                          f"remove --set train.sampler={train.sampler}.")
+    if needs.groups and (manifest["intersection"] < 0).all():
+        raise DataError(f"Method {method_cls.name!r} needs group labels, but the training split of "
+                        f"{cache.name!r} has none; choose a dataset with demographic annotations.")
+    num_manipulations = int(manifest["manipulation"].max()) if len(manifest) else 0
+    if needs.manipulations and num_manipulations <= 1:
+        notes.append(f"{cache.name} has no manipulation labels: every fake is class 1")
+    info = MethodInfo(image_size=cache.image_size, group_counts=cache.group_counts("train"),
+                      num_manipulations=max(num_manipulations, 1), epochs=train.epochs,
+                      steps_per_epoch=steps_per_epoch, device=device, channels_last=train.channels_last)
+    method = method_cls(config, info).to(device)
+    if train.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    return method, notes
+
+
+def make_sampler(cache: FrameCache, train: TrainConfig) -> PairedSampler | StandardSampler:
+    if train.sampler == "paired":
+        real, fake = cache.rows("train", label=0), cache.rows("train", label=1)
+        if len(real) == 0 or len(fake) == 0:
+            raise DataError(f"The training split of {cache.name!r} needs both real and fake frames "
+                            f"(has {len(real)} real, {len(fake)} fake).")
+        return PairedSampler(real, fake, batch_size=train.batch_size, steps=train.steps_per_epoch)
+    rows = cache.rows("train")
+    if len(rows) == 0:
+        raise DataError(f"The training split of {cache.name!r} is empty.")
+    return StandardSampler(rows, batch_size=train.batch_size, steps=train.steps_per_epoch)
+
+
+def train_method(
+    *,
+    method_cls: type[Method],
+    config: MethodConfig,
+    cache: FrameCache,
+    train: TrainConfig,
+    seed: int,
+    device: torch.device,
+    job_dir: Path,
+    progress: bool = True,
+    label: str = "",
+) -> TrainResult:
+    """Train ``method_cls`` on ``cache``'s train split and return it holding the selected weights."""
+    seed_everything(seed)
+    sampler = make_sampler(cache, train)
+    method, notes = build_method(method_cls, config, cache, train, device, len(sampler))
+    loader = DeviceLoader(cache, device=device, channels_last=train.channels_last)
+    val_rows = cache.rows("val")
+    if train.selection != "last" and len(val_rows) == 0:
+        raise DataError(f"{cache.name!r} has no validation split to select an epoch on; add one or use "
+                        f"--set train.selection=last.")
+    val_labels = cache.manifest["label"].to_numpy()[val_rows]
+    amp = amp_dtype(train.precision, device)
+
+    state = _Progress()
+    resumed = state.resume(job_dir / CHECKPOINT, method)
+    train_seconds, train_images = 0.0, 0
+    started = time.perf_counter()
+    for epoch in range(state.next_epoch, train.epochs):
+        method.train()
+        t0 = time.perf_counter()
+        logs = _run_epoch(method, loader, sampler.epoch([seed, epoch]), total=len(sampler), amp=amp,
+                          device=device, log_every=train.log_every, progress=progress,
+                          desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch)
+        epoch_seconds = time.perf_counter() - t0
+        images = len(sampler) * sampler.batch_size * (2 if isinstance(sampler, PairedSampler) else 1)
+        train_seconds += epoch_seconds
+        train_images += images
+        lr = method.learning_rate()
+        method.end_epoch()
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "seconds": round(epoch_seconds, 3),
+                               "images_per_s": round(images / max(epoch_seconds, 1e-9), 1), **logs}
+        if len(val_rows):
+            logits = predict_logits(method, loader, val_rows, batch_size=train.eval_batch_size, amp=amp)
+            row["val_auc"] = auc(val_labels, sigmoid(logits))
+            row["val_loss"] = bce_from_logits(val_labels, logits)
+        state.observe(epoch, _selection_score(row, train.selection), method)
+        state.history.append(row)
+        atomic_write_csv(job_dir / LOG, state.log_frame())
+        if train.checkpoint:
+            state.save(job_dir / CHECKPOINT, method)
+
+    method.load_state_dict(state.best_weights)
+    atomic_write_bytes(job_dir / MODEL, _torch_bytes(method.state_dict()))
+    atomic_write_csv(job_dir / LOG, state.log_frame())
+    seconds = time.perf_counter() - started
+    return TrainResult(method=method, best_epoch=state.best_epoch + 1, best_score=state.best_score,
+                       epochs_run=len(state.history), seconds=seconds,
+                       images_per_second=train_images / max(train_seconds, 1e-9),
+                       resumed_from_epoch=resumed, notes=notes)
+
+
+def load_trained(method_cls: type[Method], config: MethodConfig, cache: FrameCache, train: TrainConfig,
+                 device: torch.device, job_dir: Path) -> Method:
+    """Rebuild a finished job's method with its selected weights (to predict a new test domain)."""
+    method, _ = build_method(method_cls, config, cache, train, device, steps_per_epoch=1)
+    state = torch.load(job_dir / MODEL, map_location=device, weights_only=True)
+    method.load_state_dict(state)
+    return method
+
+
+# ------------------------------------------------------------------------------------------- internals
+def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total: int,
+               amp: torch.dtype | None, device: torch.device, log_every: int, progress: bool, desc: str,
+               epoch: int) -> dict[str, float]:
+    """One pass of ``method.update``; returns the mean of each logged value.
+
+    Logged values are summed on the device and read back only every ``log_every`` steps, so the
+    training step never waits for the host; a non-finite loss is caught at those points.
+    """
+    sums: dict[str, Any] = {}
+    steps = 0
+    bar = tqdm(row_batches, total=total, desc=desc, unit="step", leave=False, disable=not progress)
+    for batch in loader.batches(bar):
+        with autocast(device, amp):
+            logs = method.update(batch)
+        if "loss" not in logs:
+            raise TypeError(f"{type(method).__name__}.update must return a dict with a 'loss' entry.")
+        for key, value in logs.items():
+            value = value.detach().float() if torch.is_tensor(value) else float(value)
+            sums[key] = sums.get(key, 0.0) + value
+        steps += 1
+        if steps % log_every == 0:
+            loss = float(sums["loss"]) / steps
+            _check_finite(loss, epoch, steps)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    bar.close()
+    means = {k: float(v) / max(steps, 1) for k, v in sums.items()}
+    _check_finite(means.get("loss", 0.0), epoch, steps)
+    return means
+
+
+def _check_finite(loss: float, epoch: int, step: int) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"the training loss became {loss} in epoch {epoch + 1} (by step {step}); "
+                               f"lower the learning rate (e.g. --set method.lr=...) or check the data.")
+
+
+def _selection_score(row: dict[str, Any], selection: str) -> float:
+    """Higher is better; NaN (e.g. a one-class validation split) never wins over a number."""
+    if selection == "val_auc":
+        value = row.get("val_auc", float("nan"))
+    elif selection == "val_loss":
+        value = -row.get("val_loss", float("nan"))
+    else:
+        value = float(row["epoch"])
+    return value if math.isfinite(value) else -math.inf
+
+
+class _Progress:
+    """Selection state and history, saved with the training state so a job can resume."""
+
+    def __init__(self) -> None:
+        self.next_epoch = 0
+        self.best_epoch = -1
+        self.best_score = -math.inf
+        self.best_weights: dict[str, torch.Tensor] = {}
+        self.history: list[dict[str, Any]] = []
+
+    def observe(self, epoch: int, score: float, method: Method) -> None:
+        self.next_epoch = epoch + 1
+        if score > self.best_score or self.best_epoch < 0:
+            self.best_epoch, self.best_score = epoch, score
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in method.state_dict().items()}
+
+    def log_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.history)
+        frame["selected"] = frame["epoch"] == self.best_epoch + 1
+        return frame
+
+    def save(self, path: Path, method: Method) -> None:
+        payload = {"next_epoch": self.next_epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
+                   "best_weights": self.best_weights, "history": self.history,
+                   "training_state": method.training_state(), "torch_rng": torch.get_rng_state(),
+                   "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        atomic_write_bytes(path, _torch_bytes(payload))
+
+    def resume(self, path: Path, method: Method) -> int | None:
+        """Load ``path`` when it exists; returns the number of epochs already done, or None."""
+        if not path.exists():
+            return None
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        method.load_training_state(payload["training_state"])
+        self.next_epoch, self.best_epoch = payload["next_epoch"], payload["best_epoch"]
+        self.best_score, self.best_weights = payload["best_score"], payload["best_weights"]
+        self.history = payload["history"]
+        torch.set_rng_state(payload["torch_rng"])
+        if payload["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        return self.next_epoch
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
