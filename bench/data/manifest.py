@@ -93,4 +93,5 @@ def _fail_on(frame: pd.DataFrame, bad: pd.Series, source: str, column: str, expe
     first = int(rows[0])
     more = f" ({len(rows) - 1} more row(s) like it)" if len(rows) > 1 else ""
     got = frame[column].iloc[first]
+    got = got.item() if isinstance(got, np.generic) else got
     raise DataError(f"{source}: row {first + 1}, column {column!r}: expected {expected}, got {got!r}{more}.")
