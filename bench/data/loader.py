@@ -41,36 +41,9 @@ class Batch:
 HostBlock = tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]  # rows, uint8 images, labels
 
 
-class PairedSampler:
-    """Batches of ``batch_size`` fakes, each paired with a uniformly drawn real frame.
-
-    The first half of a batch holds the reals, the second half the fakes; row i of each half is a pair.
-    One epoch is one pass over the fakes in a random order (docs/METHODS.md), or ``steps`` batches when
-    given. The same sampler serves every method, so comparisons stay fair.
-    """
-
-    def __init__(self, real_rows: np.ndarray, fake_rows: np.ndarray, *, batch_size: int, steps: int = 0):
-        if len(real_rows) == 0 or len(fake_rows) == 0:
-            raise ValueError("A paired sampler needs both real and fake training frames.")
-        self.real_rows, self.fake_rows = np.asarray(real_rows), np.asarray(fake_rows)
-        self.batch_size = min(batch_size, len(self.fake_rows))
-        self.steps = steps or max(1, len(self.fake_rows) // self.batch_size)
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def epoch(self, seed: int | list[int]) -> Iterator[np.ndarray]:
-        rng = np.random.default_rng(seed)
-        order = _endless_permutation(self.fake_rows, rng)
-        for _ in range(self.steps):
-            fakes = np.fromiter((next(order) for _ in range(self.batch_size)), dtype=np.int64,
-                                count=self.batch_size)
-            reals = self.real_rows[rng.integers(0, len(self.real_rows), size=self.batch_size)]
-            yield np.concatenate([reals, fakes])
-
-
 class StandardSampler:
-    """Shuffled batches of ``batch_size`` frames; one epoch is one pass over all frames."""
+    """Shuffled batches of ``batch_size`` frames; one epoch is one pass over all frames (or ``steps``
+    batches, continuing into a fresh permutation when needed)."""
 
     def __init__(self, rows: np.ndarray, *, batch_size: int, steps: int = 0):
         if len(rows) == 0:
@@ -83,11 +56,38 @@ class StandardSampler:
         return self.steps
 
     def epoch(self, seed: int | list[int]) -> Iterator[np.ndarray]:
-        rng = np.random.default_rng(seed)
+        return self.batches(np.random.default_rng(seed))
+
+    def batches(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
         order = _endless_permutation(self.rows, rng)
         for _ in range(self.steps):
             yield np.fromiter((next(order) for _ in range(self.batch_size)), dtype=np.int64,
                               count=self.batch_size)
+
+
+class PairedSampler:
+    """Batches of ``batch_size`` fakes, each paired with a uniformly drawn real frame.
+
+    The first half of a batch holds the reals, the second half the fakes; row i of each half is a pair.
+    One epoch is one pass over the fakes in a random order (docs/METHODS.md), or ``steps`` batches when
+    given. The same sampler serves every method, so comparisons stay fair.
+    """
+
+    def __init__(self, real_rows: np.ndarray, fake_rows: np.ndarray, *, batch_size: int, steps: int = 0):
+        if len(real_rows) == 0 or len(fake_rows) == 0:
+            raise ValueError("A paired sampler needs both real and fake training frames.")
+        self.real_rows = np.asarray(real_rows)
+        self.fakes = StandardSampler(fake_rows, batch_size=batch_size, steps=steps)
+        self.batch_size = self.fakes.batch_size
+
+    def __len__(self) -> int:
+        return len(self.fakes)
+
+    def epoch(self, seed: int | list[int]) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        for fakes in self.fakes.batches(rng):
+            reals = self.real_rows[rng.integers(0, len(self.real_rows), size=len(fakes))]
+            yield np.concatenate([reals, fakes])
 
 
 def sequential(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
