@@ -13,7 +13,8 @@ from bench.device import autocast
 from bench.method import METHODS, MethodInfo
 
 
-def timing(name: str, device: torch.device, steps: int = 30, warmup: int = 5) -> float:
+def timing(name: str, device: torch.device, steps: int = 30, warmup: int = 5) -> tuple[float, float]:
+    """(training images/s, prediction images/s at batch 256)."""
     run = build_config(preset="paper")
     cls = METHODS.get(name)
     info = MethodInfo(image_size=256, group_counts=(100,) * 8, num_manipulations=4, epochs=1, steps_per_epoch=steps,
@@ -36,10 +37,25 @@ def timing(name: str, device: torch.device, steps: int = 30, warmup: int = 5) ->
     float(logs["loss"])
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return n * steps / (time.perf_counter() - t0)
+    train_rate = n * steps / (time.perf_counter() - t0)
+    method.eval()
+    images = torch.randn(256, 3, 256, 256, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for i in range(warmup + 10):
+            if i == warmup:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            with autocast(device, amp):
+                method(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return train_rate, 256 * 10 / (time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     for name in sys.argv[1:] or ["xception"]:
-        print(f"paper-recipe training step, {name}: {timing(name, device):.0f} img/s on {device}")
+        train, predict = timing(name, device)
+        print(f"paper recipe (256 px, bf16 on CUDA), {name}: train {train:.0f} img/s, predict {predict:.0f} img/s "
+              f"on {device}")

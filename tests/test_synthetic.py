@@ -186,6 +186,12 @@ def test_profiles_are_json_serialisable_and_sized_for_a_cpu():
         assert 1_500 <= spec.identities[0] * frames_per_identity <= 3_000, name
 
 
+def test_a_spec_survives_a_json_round_trip():
+    for spec in PROFILES.values():
+        again = SyntheticSpec(**json.loads(json.dumps(dataclasses.asdict(spec))))
+        assert again == spec and hash(again) == hash(spec)
+
+
 def test_scale_shrinks_the_domain_and_keeps_every_split():
     spec = PROFILES["celebdf"]
     small, _ = generate(spec, image_size=16, seed=0, scale=0.25)
