@@ -122,22 +122,28 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrainConfig, "plan": P
 
 Layer = dict[str, dict[str, Any]]
 
+# A small CNN trained from scratch for a few epochs: Adam converges there within the time budget where the
+# paper's SGD at 5e-4 (made for ImageNet-initialised Xception over 100 epochs) would barely move. Measured on
+# synth-ff and its control (2 seeds, 5 epochs): val AUC 0.90-0.95 with Adam 1e-3, 0.85-0.91 with SGD 0.05.
+_SYNTHETIC_OPTIMISER = {"backbone": "bench-small", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
+                        "lr_step_epochs": 1000}
+
 # A preset is one more layer over the defaults. `paper` is the defaults themselves (METHODS.md).
 PRESETS: dict[str, Layer] = {
     "quick": {
-        "data": {"image_size": 32, "synthetic_scale": 0.3},
-        "train": {"epochs": 2, "batch_size": 32},
-        "method": {"backbone": "bench-small", "lr": 0.05, "weight_decay": 5e-4, "lr_step_epochs": 1000},
+        "data": {"image_size": 32, "synthetic_scale": 0.5},
+        "train": {"epochs": 3, "batch_size": 32},
+        "method": _SYNTHETIC_OPTIMISER,
     },
     "default": {
         "data": {"image_size": 32},
-        "train": {"epochs": 5, "batch_size": 32},
-        "method": {"backbone": "bench-small", "lr": 0.05, "weight_decay": 5e-4, "lr_step_epochs": 1000},
+        "train": {"epochs": 6, "batch_size": 32},
+        "method": _SYNTHETIC_OPTIMISER,
     },
     "paper": {},
 }
 PRESET_HELP = {
-    "quick": "tests and CI: tiny synthetic domains, 2 epochs, seconds per job",
+    "quick": "smoke tests: half-size synthetic domains, 3 epochs, seconds per job",
     "default": "the synthetic benchmark at 32 px with a small CNN: minutes for the whole grid on a CPU",
     "paper": "the published recipe: Xception at 256 px, 100 epochs, SGD 5e-4 (needs a GPU)",
 }

@@ -24,7 +24,7 @@ def predict_logits(method: torch.nn.Module, loader: DeviceLoader, rows: np.ndarr
     was_training = method.training
     method.eval()
     chunks = []
-    bar = tqdm(total=len(rows), desc=desc, unit="img", leave=False, disable=not progress)
+    bar = tqdm(total=len(rows), desc=desc, unit="img", leave=False, disable=not progress, position=1)
     for batch in loader.batches(sequential(rows, batch_size)):
         with autocast(loader.device, amp):
             chunks.append(method(batch.images).float())

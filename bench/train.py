@@ -164,7 +164,7 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
     """
     sums: dict[str, Any] = {}
     steps = 0
-    bar = tqdm(row_batches, total=total, desc=desc, unit="step", leave=False, disable=not progress)
+    bar = tqdm(row_batches, total=total, desc=desc, unit="step", leave=False, disable=not progress, position=1)
     for batch in loader.batches(bar):
         with autocast(device, amp):
             logs = method.update(batch)

@@ -23,7 +23,7 @@ def test_presets_layer_over_the_paper_defaults() -> None:
     assert (method.backbone, method.lr, method.momentum, method.weight_decay) == ("legacy_xception", 5e-4, 0.9, 5e-3)
     assert (method.lr_step_epochs, method.lr_gamma) == (60, 0.9)
     quick = build_config(preset="quick")
-    assert quick.data.image_size == 32 and quick.train.epochs == 2
+    assert quick.data.image_size == 32 and quick.train.epochs == 3
     assert resolve_method_config(MethodConfig, quick, "xception").backbone == "bench-small"
 
 

@@ -15,7 +15,8 @@ import bench.train
 from bench.__main__ import main
 from bench.store import PREDICTION_COLUMNS, read_predictions
 
-QUICK = ["--preset", "quick", "--no-progress", "--set", "train.epochs=2"]
+# The quick preset, smaller still: these tests are about plumbing, not about what the models learn.
+QUICK = ["--preset", "quick", "--no-progress", "--set", "train.epochs=2", "--set", "data.synthetic_scale=0.3"]
 ALL_TESTS = ["synth-ff", "synth-celebdf", "synth-dfd", "synth-dfdc"]
 
 
@@ -68,7 +69,7 @@ def test_rerun_skips_finished_jobs_and_trains_nothing(finished: Path, capsys: py
 
 
 def test_status_and_dry_run(finished: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["status", *QUICK[:2], "--set", "train.epochs=2", "--out", str(finished),
+    assert main(["status", *QUICK[:2], *QUICK[3:], "--out", str(finished),
                  "--train", "synth-ff,synth-dfd"]) == 0
     out = capsys.readouterr().out
     assert "2 done, 1 pending (of 3 jobs" in out
@@ -130,7 +131,7 @@ def test_interrupted_job_leaves_nothing_finished_and_resumes(tmp_path: Path, mon
     assert not [p for p in folder.rglob("*") if ".tmp-" in p.name]
 
     monkeypatch.setattr(bench.train._Progress, "save", original)
-    assert main(["status", *QUICK[:2], "--set", "train.epochs=2", "--out", str(tmp_path), *args]) == 0
+    assert main(["status", *QUICK[:2], *QUICK[3:], "--out", str(tmp_path), *args]) == 0
     assert run(tmp_path, *args) == 0
     config = json.loads((folder / "config.json").read_text())
     assert config["training"]["resumed_from_epoch"] == 1
