@@ -9,7 +9,7 @@ python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm._
 t0=$(date +%s)
 python3 -m bench run --preset quick --out $out/quick --no-progress --device cuda 2>&1 | tail -8
 t1=$(date +%s); echo "quick preset wall: $((t1 - t0)) s"
-python3 -m bench run --preset default --out $out/default --no-progress --device cuda --train synth-ff --no-controls 2>&1 | tail -4
-t2=$(date +%s); echo "default preset, one job: $((t2 - t1)) s"
+python3 -m bench run --preset default --out $out/default --no-progress --device cuda 2>&1 | tail -4
+t2=$(date +%s); echo "default preset, whole grid: $((t2 - t1)) s"
 python3 scripts/speed_summary.py $out/quick $out/default
 python3 scripts/step_timing.py 2>&1 | tail -12
