@@ -134,9 +134,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.metrics import METRICS
     from bench.report import make_report
 
-    make_report(args.out, threshold=args.threshold, policy=args.policy, min_group_size=args.min_group_size)
+    METRICS.select(args.metrics)  # an unknown metric is reported before any file is read
+    make_report(args.out, metrics=args.metrics, threshold=args.threshold, policy=args.policy,
+                min_group_size=args.min_group_size, progress=not args.no_progress)
     return 0
 
 
@@ -244,6 +247,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="both-classes", choices=["both-classes", "defined"],
                    help="which groups enter a fairness gap (docs: METRICS.md)")
     p.add_argument("--min-group-size", type=_positive_int, default=1, help="leave smaller groups out of gaps")
+    p.add_argument("--metrics", default="all", help="metric names, aliases or globs (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_report)
     return parser
 

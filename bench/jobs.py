@@ -27,13 +27,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from bench.config import MethodConfig, RunConfig, identity_dict, resolve_method_config, to_dict
 from bench.data.cache import cache_path, ensure_cache
 from bench.data.datasets import DatasetDescription, discover, select_datasets
+from bench.data.loader import DeviceLoader
+from bench.device import amp_dtype, describe, resolve_device
 from bench.errors import BenchError, TrainingDiverged, UnknownNameError
+from bench.method import METHODS
+from bench.predict import predict_logits, predictions_frame
 from bench.store import JobBusy, Store, atomic_write_json, atomic_write_text, write_predictions
+from bench.train import CHECKPOINT, load_trained, train_method
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,6 @@ class JobResult:
 
 def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | None = None) -> list[Job]:
     """Every job of ``run.plan``, in a stable order (method, train domain, seed), controls last."""
-    from bench.method import METHODS
-
     descriptions = descriptions if descriptions is not None else discover(run.data)
     for name in run.methods:  # a [section] or --set for a method that does not exist
         if name not in METHODS:
@@ -92,8 +97,6 @@ def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | N
 
 def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, tests: list[str], *,
          role: str = "main", control_for: str | None = None) -> Job:
-    from bench.method import METHODS
-
     config = resolve_method_config(METHODS.get(method).Config, run, method)
     identity = {
         "method": method,
@@ -142,8 +145,6 @@ def _results(todo: list[Job], *, run: RunConfig, store: Store, n_jobs: int, thre
         for job in todo:
             yield run_job(job, run=run, out=store.root, threads=threads, progress=progress)
         return
-    from joblib import Parallel, delayed
-
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
     yield from parallel(delayed(run_job)(job, run=run, out=store.root, threads=threads, progress=False)
                         for job in todo)
@@ -187,13 +188,6 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
 
 
 def _work(job: Job, *, run: RunConfig, store: Store, state: str, threads: int, progress: bool) -> dict:
-    import torch
-
-    from bench.device import amp_dtype, describe, resolve_device
-    from bench.method import METHODS
-    from bench.predict import predict_logits, predictions_frame
-    from bench.train import CHECKPOINT, load_trained, train_method
-
     if threads:
         torch.set_num_threads(threads)
     folder = store.job_dir(job.job_id)
@@ -201,16 +195,21 @@ def _work(job: Job, *, run: RunConfig, store: Store, state: str, threads: int, p
     device = resolve_device(run.train.device)
     descriptions = discover(run.data)
     train_cache = ensure_cache(descriptions[job.train], run.data)
-    method_cls = METHODS.get(job.method)
+    test_caches = {d: ensure_cache(descriptions[d], run.data) for d in store.missing_predictions(job.job_id,
+                                                                                                list(job.tests))}
+    for domain, cache in test_caches.items():  # before hours of training, not after
+        if len(cache.rows("test")) == 0:
+            raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
     record = _read_json(folder / "config.json") or _initial_record(job, run, train_cache.manifest_hash)
     record["provenance"].update(device=describe(device), host=socket.gethostname())
     atomic_write_json(folder / "config.json", record)
 
-    if state == "incomplete" and not (folder / CHECKPOINT).exists():
-        shutil.rmtree(folder / "predictions", ignore_errors=True)  # from weights that were not kept
+    method_cls = METHODS.get(job.method)
     if state == "predict":
         method = load_trained(method_cls, job.method_config, train_cache, run.train, device, folder)
     else:
+        if state == "incomplete" and not (folder / CHECKPOINT).exists():
+            shutil.rmtree(folder / "predictions", ignore_errors=True)  # from weights that were not kept
         result = train_method(method_cls=method_cls, config=job.method_config, cache=train_cache,
                               train=run.train, seed=job.seed, device=device, job_dir=folder,
                               progress=progress, label=f"{job.method}/{job.train}/s{job.seed}")
@@ -222,13 +221,8 @@ def _work(job: Job, *, run: RunConfig, store: Store, state: str, threads: int, p
                               "resumed_from_epoch": result.resumed_from_epoch}
         record["notes"] = result.notes
     amp = amp_dtype(run.train.precision, device)
-    from bench.data.loader import DeviceLoader
-
-    for domain in store.missing_predictions(job.job_id, list(job.tests)):
-        cache = ensure_cache(descriptions[domain], run.data)
+    for domain, cache in test_caches.items():
         rows = cache.rows("test")
-        if len(rows) == 0:
-            raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
         loader = DeviceLoader(cache, device=device, channels_last=run.train.channels_last)
         t0 = time.perf_counter()
         logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, amp=amp,

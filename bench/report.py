@@ -31,7 +31,7 @@ SUMMARY = [("all", "AUC"), ("intersection", "F_FPR"), ("intersection", "F_MEO"),
            ("intersection", "F_OAE")]
 
 
-def collect_metrics(store: Store, *, threshold: float = 0.5, policy: str = "both-classes",
+def collect_metrics(store: Store, *, metrics: str = "all", threshold: float = 0.5, policy: str = "both-classes",
                     min_group_size: int = 1, progress: bool = True) -> pd.DataFrame:
     """The tidy metrics table of every finished job's predictions."""
     runs = store.finished_runs()
@@ -43,13 +43,13 @@ def collect_metrics(store: Store, *, threshold: float = 0.5, policy: str = "both
     frames = []
     files = [(run, domain, path) for run in runs for domain, path in run.prediction_files().items()]
     for run, domain, path in tqdm(files, desc="metrics", unit="file", disable=not progress, leave=False):
-        metrics = compute_metrics(read_predictions(path), threshold=threshold, policy=policy,
-                                  min_group_size=min_group_size)
-        metrics.insert(0, "job", run.job_id)
+        table = compute_metrics(read_predictions(path), metrics=metrics, threshold=threshold, policy=policy,
+                                min_group_size=min_group_size)
+        table.insert(0, "job", run.job_id)
         for key, value in zip(KEYS, (run.method, run.role, run.train, domain, run.seed), strict=True):
-            metrics[key] = value
-        metrics["scope"] = "intra" if domain == run.train else "cross"
-        frames.append(metrics)
+            table[key] = value
+        table["scope"] = "intra" if domain == run.train else "cross"
+        frames.append(table)
     tidy = pd.concat(frames, ignore_index=True)
     first = [*KEYS, "scope", "attribute", "metric", "value"]
     return tidy[first + [c for c in tidy.columns if c not in first]]
@@ -95,11 +95,11 @@ def control_table(tidy: pd.DataFrame, store: Store) -> pd.DataFrame:
                                        "seeds_on", "seeds_off"])
 
 
-def make_report(out: str | Path, *, threshold: float = 0.5, policy: str = "both-classes",
+def make_report(out: str | Path, *, metrics: str = "all", threshold: float = 0.5, policy: str = "both-classes",
                 min_group_size: int = 1, progress: bool = True, echo: bool = True) -> dict[str, pd.DataFrame]:
     store = Store(out)
-    tidy = collect_metrics(store, threshold=threshold, policy=policy, min_group_size=min_group_size,
-                           progress=progress)
+    tidy = collect_metrics(store, metrics=metrics, threshold=threshold, policy=policy,
+                           min_group_size=min_group_size, progress=progress)
     board = leaderboard(tidy)
     wide_board = _wide_leaderboard(board)
     pairs = pair_table(tidy)

@@ -185,6 +185,7 @@ def test_print_config_shows_resolved_methods(capsys: pytest.CaptureFixture) -> N
     (["run", "--jobs", "0"], "expected a whole number >= 1"),
     (["run", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["report", "--out", "/nonexistent/results"], "No finished runs in /nonexistent/results/runs"),
+    (["report", "--metrics", "F_FRP"], "Unknown metric 'F_FRP'. Did you mean 'F_FPR'?"),
 ])
 def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) if "--jobs" in argv or "--frobnicate" in argv else _nullcontext() as exit_info:
