@@ -24,18 +24,21 @@ from typing import Any
 
 from bench.errors import ConfigError
 
-# Field metadata keys: choices (allowed values), minimum (numeric lower bound), identity (False for
-# settings that change how a job runs but not what it computes, so they stay out of the job's hash).
-_CHOICES, _MIN, _IDENTITY = "choices", "minimum", "identity"
+# Field metadata keys: choices (allowed values), minimum/maximum (numeric bounds, inclusive), identity
+# (False for settings that change how a job runs but not what it computes: they stay out of the job's hash).
+_CHOICES, _MIN, _MAX, _IDENTITY = "choices", "minimum", "maximum", "identity"
 
 
-def _field(default: Any, *, choices: tuple | None = None, minimum: float | None = None,
-           identity: bool = True, help: str = "") -> Any:
+def setting(default: Any, *, choices: tuple | None = None, minimum: float | None = None,
+            maximum: float | None = None, identity: bool = True, help: str = "") -> Any:
+    """A config field with validation metadata; method ``Config`` dataclasses use it too."""
     meta = {_IDENTITY: identity, "help": help}
     if choices is not None:
         meta[_CHOICES] = choices
     if minimum is not None:
         meta[_MIN] = minimum
+    if maximum is not None:
+        meta[_MAX] = maximum
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -45,12 +48,12 @@ def _field(default: Any, *, choices: tuple | None = None, minimum: float | None 
 class DataConfig:
     """Where data comes from and at which size it is cached."""
 
-    image_size: int = _field(256, minimum=16, help="side of the square face crops, in pixels")
-    synthetic_scale: float = _field(1.0, minimum=0.01, help="multiplies the synthetic domains' identity counts")
-    suite: str = _field("synthetic", help="which datasets `--train all` means (a `suite` of datasets/*.toml)")
-    cache_dir: str = _field("", identity=False,
+    image_size: int = setting(256, minimum=16, help="side of the square face crops, in pixels")
+    synthetic_scale: float = setting(1.0, minimum=0.01, help="multiplies the synthetic domains' identity counts")
+    suite: str = setting("synthetic", help="which datasets `--train all` means (a `suite` of datasets/*.toml)")
+    cache_dir: str = setting("", identity=False,
                             help="frame cache folder; empty: $BENCH_CACHE or ~/.cache/fairness-bench")
-    datasets_dir: str = _field("", identity=False,
+    datasets_dir: str = setting("", identity=False,
                                help="extra folder of dataset descriptions (*.toml), searched first")
 
 
@@ -58,34 +61,34 @@ class DataConfig:
 class TrainConfig:
     """How every method is trained; the same for all methods so comparisons stay fair."""
 
-    epochs: int = _field(100, minimum=1)
-    batch_size: int = _field(16, minimum=1, help="fakes per paired batch (twice as many images); "
+    epochs: int = setting(100, minimum=1)
+    batch_size: int = setting(16, minimum=1, help="fakes per paired batch (twice as many images); "
                                                  "images per batch with the standard sampler")
-    sampler: str = _field("paired", choices=("paired", "standard"))
-    steps_per_epoch: int = _field(0, minimum=0, help="0: one pass over the training fakes (paired) "
+    sampler: str = setting("paired", choices=("paired", "standard"))
+    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training fakes (paired) "
                                                      "or frames (standard)")
-    selection: str = _field("val_auc", choices=("val_auc", "val_loss", "last"),
+    selection: str = setting("val_auc", choices=("val_auc", "val_loss", "last"),
                             help="which epoch's weights predict the test domains (training-domain val only)")
-    device: str = _field("auto", identity=False, help="auto (CUDA when present), cpu, cuda, cuda:N")
-    precision: str = _field("auto", choices=("auto", "bf16", "fp32"), identity=False,
+    device: str = setting("auto", identity=False, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    precision: str = setting("auto", choices=("auto", "bf16", "fp32"), identity=False,
                             help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    channels_last: bool = _field(True, identity=False)
-    threads: int = _field(0, minimum=0, identity=False, help="CPU threads per job; 0: share the cores")
-    eval_batch_size: int = _field(256, minimum=1, identity=False)
-    log_every: int = _field(25, minimum=1, identity=False, help="steps between progress-bar loss updates")
-    checkpoint: bool = _field(True, identity=False, help="save a resumable checkpoint after every epoch")
+    channels_last: bool = setting(True, identity=False)
+    threads: int = setting(0, minimum=0, identity=False, help="CPU threads per job; 0: share the cores")
+    eval_batch_size: int = setting(256, minimum=1, identity=False)
+    log_every: int = setting(25, minimum=1, identity=False, help="steps between progress-bar loss updates")
+    checkpoint: bool = setting(True, identity=False, help="save a resumable checkpoint after every epoch")
 
 
 @dataclass
 class PlanConfig:
     """What `bench run` runs: methods x train domains x seeds, each predicting the test domains."""
 
-    methods: str = _field("all", help="names, globs, tags or 'all' (comma list)")
-    train: str = _field("all", help="training domains: names, globs or 'all' (the suite)")
-    test: str = _field("all", help="test domains: names, globs or 'all' (the train domains' suites)")
-    seeds: list[int] = _field([0])
-    controls: bool = _field(True, help="also train the baseline on each train domain's bias-free control")
-    baseline: str = _field("xception", help="the reference method for controls and comparisons")
+    methods: str = setting("all", help="names, globs, tags or 'all' (comma list)")
+    train: str = setting("all", help="training domains: names, globs or 'all' (the suite)")
+    test: str = setting("all", help="test domains: names, globs or 'all' (the train domains' suites)")
+    seeds: list[int] = setting([0])
+    controls: bool = setting(True, help="also train the baseline on each train domain's bias-free control")
+    baseline: str = setting("xception", help="the reference method for controls and comparisons")
 
 
 @dataclass
@@ -95,14 +98,14 @@ class MethodConfig:
     Each method's own ``Config`` subclasses this and adds its hyper-parameters.
     """
 
-    backbone: str = _field("legacy_xception", help="a timm model name or a bench backbone")
-    pretrained: str = _field("", help="weights file for the backbone; empty: random initialisation")
-    optimizer: str = _field("sgd", choices=("sgd", "adam"))
-    lr: float = _field(5e-4, minimum=0.0)
-    momentum: float = _field(0.9, minimum=0.0)
-    weight_decay: float = _field(5e-3, minimum=0.0)
-    lr_step_epochs: int = _field(60, minimum=1, help="StepLR period in epochs")
-    lr_gamma: float = _field(0.9, minimum=0.0)
+    backbone: str = setting("legacy_xception", help="a timm model name or a bench backbone")
+    pretrained: str = setting("", help="weights file for the backbone; empty: random initialisation")
+    optimizer: str = setting("sgd", choices=("sgd", "adam"))
+    lr: float = setting(5e-4, minimum=0.0)
+    momentum: float = setting(0.9, minimum=0.0)
+    weight_decay: float = setting(5e-3, minimum=0.0)
+    lr_step_epochs: int = setting(60, minimum=1, help="StepLR period in epochs")
+    lr_gamma: float = setting(0.9, minimum=0.0)
 
 
 @dataclass
@@ -329,10 +332,12 @@ def _validate(value: Any, f: dataclasses.Field, key: str) -> None:
     choices = f.metadata.get(_CHOICES)
     if choices is not None and value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}.")
-    minimum = f.metadata.get(_MIN)
+    minimum, maximum = f.metadata.get(_MIN), f.metadata.get(_MAX)
     values = value if isinstance(value, list) else [value]
     if minimum is not None and any(v < minimum for v in values):
         raise ConfigError(f"{key} must be at least {minimum}; got {value!r}.")
+    if maximum is not None and any(v > maximum for v in values):
+        raise ConfigError(f"{key} must be at most {maximum}; got {value!r}.")
 
 
 def _unknown_key_message(full: str, key: str, names: list[str], section: str) -> str:

@@ -1,4 +1,5 @@
-"""The baseline (ERM): backbone features -> ReLU -> global average pool -> Linear(C, 1), mean BCE.
+"""The baseline (ERM): backbone features -> ReLU -> global average pool -> Linear(C, 1), mean BCE;
+and the same baseline trained with SAM, so the effect of SAM alone is visible in the leaderboard.
 
 "xception" names the paper's detector; the backbone itself is a setting (``method.backbone``):
 timm's ``legacy_xception`` in the paper preset, a small CNN in the synthetic presets.
@@ -6,6 +7,7 @@ timm's ``legacy_xception`` in the paper preset, a small CNN in the synthetic pre
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,9 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import create_backbone
-from bench.config import MethodConfig
+from bench.config import MethodConfig, setting
 from bench.data.loader import Batch
 from bench.method import METHODS, Method, MethodInfo
+from bench.sam import SAM
 
 
 class BackboneClassifier(nn.Module):
@@ -33,7 +36,10 @@ class BackboneClassifier(nn.Module):
 
 @METHODS.register()
 class Xception(Method):
-    """Baseline detector trained with mean binary cross-entropy."""
+    """Baseline detector trained with mean binary cross-entropy.
+
+    Subclasses that only change the training objective override `loss`.
+    """
 
     name = "xception"
     description = "baseline: backbone + one fake-logit, mean BCE (ERM)"
@@ -46,10 +52,34 @@ class Xception(Method):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, batch.label.float())
+
     def update(self, batch: Batch) -> dict[str, Any]:
-        logits = self.net(batch.images)
-        loss = F.binary_cross_entropy_with_logits(logits, batch.label.float())
+        loss = self.loss(self.net(batch.images), batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return {"loss": loss.detach()}
+
+
+@dataclass
+class SAMConfig(MethodConfig):
+    rho: float = setting(0.05, minimum=0.0, help="SAM neighbourhood radius")
+
+
+@METHODS.register()
+class XceptionSAM(Xception):
+    """The baseline with sharpness-aware minimisation: two forward/backward passes per step."""
+
+    name = "xception-sam"
+    Config = SAMConfig
+    description = "baseline trained with SAM (rho 0.05): the effect of SAM alone"
+
+    def __init__(self, config: SAMConfig, info: MethodInfo) -> None:
+        super().__init__(config, info)
+        self.sam = SAM(self.optimizer, model=self.net, rho=config.rho)
+
+    def update(self, batch: Batch) -> dict[str, Any]:
+        loss, perturbed = self.sam.step(lambda: self.loss(self.net(batch.images), batch))
+        return {"loss": loss, "sam_loss": perturbed}

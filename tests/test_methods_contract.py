@@ -7,28 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import easy_batch, tiny_info
 
 from bench.config import build_config, resolve_method_config
-from bench.data.loader import Batch
-from bench.method import METHODS, Method, MethodInfo
-
-
-def tiny_info() -> MethodInfo:
-    return MethodInfo(image_size=32, group_counts=(40, 300, 20, 10, 30, 250, 15, 8), num_manipulations=4,
-                      epochs=1, steps_per_epoch=10, device=torch.device("cpu"))
-
-
-def easy_batch(pairs: int = 8, seed: int = 0) -> Batch:
-    """Paired layout (reals first, then fakes): reals dark, fakes bright, so any detector can learn it."""
-    g = torch.Generator().manual_seed(seed)
-    n = 2 * pairs
-    label = torch.cat([torch.zeros(pairs), torch.ones(pairs)]).long()
-    images = torch.randn(n, 3, 32, 32, generator=g) * 0.2 + (label.float() * 1.2 - 0.6)[:, None, None, None]
-    group = torch.arange(n) % 8
-    manipulation = torch.where(label == 1, torch.arange(n) % 4 + 1, torch.zeros(n, dtype=torch.long))
-    return Batch(images=images.contiguous(memory_format=torch.channels_last), label=label, group=group,
-                 gender=group // 4, race=group % 4, manipulation=manipulation, video=torch.arange(n),
-                 rows=np.arange(n))
+from bench.method import METHODS, Method
 
 
 @pytest.fixture(params=METHODS.names())
