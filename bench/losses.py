@@ -71,3 +71,48 @@ def _check_alpha(alpha: float) -> None:
 def _at_least_float32(losses: torch.Tensor) -> torch.Tensor:
     """Ranks and weights need float32 precision or better, also under bf16 autocast."""
     return losses if losses.dtype == torch.float64 else losses.float()
+
+
+def smoothed_cvar(values: torch.Tensor, alpha: float, *, mask: torch.Tensor | None = None, tau1: float = 1e-3,
+                  tau2: float = 1e-4, iterations: int = 60) -> torch.Tensor:
+    """The smoothed CVaR of PG-FDD's outer level over the (masked) entries of ``values``:
+
+        min over lambda of  lambda + tau2/(2a) lambda^2 + 1/(a k) sum_j tau1 softplus((v_j - lambda) / tau1)
+
+    with k the number of entries kept. The objective is smooth and strictly convex in lambda, so its
+    derivative is increasing and bisection on it finds the minimiser; ``iterations`` halvings of a bracket
+    of width about max(v) - min(v) leave an error far below float precision. Lambda is found without
+    gradients and then held fixed, so gradients reach each v_j through its softplus term, weighted by
+    sigmoid((v_j - lambda)/tau1) / (a k). As tau1 and tau2 go to 0 this tends to CVaR_a.
+    """
+    _check_alpha(alpha)
+    values = values.double()  # tau1 = 1e-3 makes the softplus arguments large: keep the bisection exact
+    valid = torch.ones_like(values, dtype=torch.bool) if mask is None else mask
+    k = valid.sum().clamp_min(1).to(values.dtype)
+    zero = torch.zeros_like(values)
+
+    def objective(lam: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        terms = torch.where(valid, tau1 * torch.nn.functional.softplus((v - lam) / tau1), zero)
+        return lam + tau2 / (2 * alpha) * lam**2 + terms.sum() / (alpha * k)
+
+    with torch.no_grad():
+        v = values.detach()
+        big = torch.full_like(v, torch.finfo(v.dtype).max)
+        low = torch.where(valid, v, big).min() - 50 * tau1 - 1.0
+        high = torch.where(valid, v, -big).max() + 50 * tau1 + 1.0
+        for _ in range(iterations):
+            mid = (low + high) / 2
+            slope = 1 + tau2 / alpha * mid - torch.where(valid, torch.sigmoid((v - mid) / tau1), zero).sum() / (
+                alpha * k)
+            low = torch.where(slope < 0, mid, low)
+            high = torch.where(slope < 0, high, mid)
+        lam = (low + high) / 2
+    result = objective(lam, values)
+    return torch.where(valid.any(), result, torch.zeros_like(result)).float()
+
+
+def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """max_j v_j over the kept entries (0 when none is kept): the worst-group loss."""
+    lowest = torch.full_like(values, -torch.inf)
+    worst = torch.where(mask, values, lowest).max()
+    return torch.where(mask.any(), worst, torch.zeros_like(worst))
