@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import random
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,3 +58,37 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def visible_gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@contextlib.contextmanager
+def claim_device(device: torch.device) -> Iterator[torch.device]:
+    """Pin a job to one GPU when several are visible and the job did not name one.
+
+    Parallel jobs on a machine with several GPUs each take the first GPU that no other job holds (one
+    lock file per GPU, released when the job ends or its process dies), so they spread one per GPU.
+    """
+    count = visible_gpus()
+    if device.type != "cuda" or device.index is not None or count <= 1:
+        yield device
+        return
+    folder = Path(tempfile.gettempdir())
+    handles = []
+    try:
+        for index in [*range(count), os.getpid() % count]:  # every GPU busy: wait for one of them
+            handle = (folder / f"fairness-bench-gpu-{index}.lock").open("w")
+            handles.append(handle)
+            blocking = len(handles) > count
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                continue
+            torch.cuda.set_device(index)
+            yield torch.device("cuda", index)
+            return
+    finally:
+        for handle in handles:
+            handle.close()  # closing releases the lock

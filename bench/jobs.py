@@ -13,34 +13,40 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
-from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
 from bench.config import MethodConfig, RunConfig, identity_dict, resolve_method_config, to_dict
 from bench.data.cache import cache_path, ensure_cache
 from bench.data.datasets import DatasetDescription, discover, select_datasets
 from bench.data.loader import DeviceLoader
-from bench.device import amp_dtype, describe, resolve_device
+from bench.device import amp_dtype, claim_device, describe, resolve_device
 from bench.errors import BenchError, TrainingDiverged, UnknownNameError
 from bench.method import METHODS
 from bench.predict import predict_logits, predictions_frame
-from bench.store import JobBusy, Store, atomic_write_json, atomic_write_text, write_predictions
-from bench.train import CHECKPOINT, load_trained, train_method
+from bench.store import (
+    DONE,
+    JobBusy,
+    Store,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    prediction_file,
+    write_predictions,
+)
+from bench.train import CHECKPOINT, MODEL, load_trained, train_method
 
 
 @dataclass(frozen=True)
@@ -111,60 +117,10 @@ def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, test
                role=role, control_for=control_for)
 
 
-# ------------------------------------------------------------------------------------------ execution
-def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int = 1, progress: bool = True,
-            log: Any = print) -> list[JobResult]:
-    """Run every job of ``plan`` that is not finished; return one result per job that ran.
-
-    Finished jobs are skipped (and counted). Data caches are prepared first, in this process, so
-    parallel workers never build the same cache twice. A failing job is reported, the others go on.
-    """
-    states = {job.job_id: store.state(job.job_id, list(job.tests)) for job in plan}
-    todo = [job for job in plan if states[job.job_id] != "done"]
-    skipped = len(plan) - len(todo)
-    if skipped:
-        log(f"{skipped} of {len(plan)} job(s) already finished in {store.runs}; skipping them.")
-    if not todo:
-        return []
-    prepare_data(todo, run=run, log=log)
-    n_jobs = max(1, min(n_jobs, len(todo)))
-    threads = run.train.threads or (max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0)
-    results: list[JobResult] = []
-    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not progress, position=0)
-    for result in _results(todo, run=run, store=store, n_jobs=n_jobs, threads=threads, progress=progress):
-        results.append(result)
-        bar.update(1)
-        (tqdm.write if progress else log)(_result_line(result))
-    bar.close()
-    return results
-
-
-def _results(todo: list[Job], *, run: RunConfig, store: Store, n_jobs: int, threads: int,
-             progress: bool) -> Iterator[JobResult]:
-    if n_jobs == 1:
-        for job in todo:
-            yield run_job(job, run=run, out=store.root, threads=threads, progress=progress)
-        return
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(run_job)(job, run=run, out=store.root, threads=threads, progress=False)
-                        for job in todo)
-
-
-def prepare_data(jobs: list[Job], *, run: RunConfig, log: Any = print) -> None:
-    """Build (or find) the frame cache of every domain the jobs touch."""
-    descriptions = discover(run.data)
-    names = list(dict.fromkeys(name for job in jobs for name in (job.train, *job.tests)))
-    for name in names:
-        path, _ = cache_path(descriptions[name], run.data)
-        if not (path / "COMPLETE").exists():
-            t0 = time.perf_counter()
-            log(f"Building the frame cache of {name} ({run.data.image_size} px) in {path.parent} ...")
-            cache = ensure_cache(descriptions[name], run.data)
-            log(f"  {len(cache.manifest)} frames in {time.perf_counter() - t0:.1f} s")
-
-
+# ------------------------------------------------------------------------------------------ one job
 def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: bool = True) -> JobResult:
-    """Run one job to completion (train if needed, predict missing test domains, mark it done).
+    """Run one job in its folder of the results store: train if needed (resuming from the last finished
+    epoch), predict the missing test domains, mark it done.
 
     Errors end this job only: the result carries the message and ``error.txt`` the traceback.
     KeyboardInterrupt is not caught: an interrupted job stays incomplete and resumes on the next run.
@@ -176,7 +132,10 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
             state = store.state(job.job_id, list(job.tests))
             if state == "done":
                 return JobResult(job, "done", message="already finished")
-            summary = _work(job, run=run, store=store, state=state, threads=threads, progress=progress)
+            summary = _work(job, run=run, folder=store.job_dir(job.job_id), state=state,
+                            tests=store.missing_predictions(job.job_id, list(job.tests)), threads=threads,
+                            progress=progress)
+            store.mark_done(job.job_id)
         return JobResult(job, "predicted" if state == "predict" else "done",
                          seconds=time.perf_counter() - t0, summary=summary)
     except JobBusy as exc:
@@ -187,16 +146,69 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
         return _failed(job, store, t0, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
-def _work(job: Job, *, run: RunConfig, store: Store, state: str, threads: int, progress: bool) -> dict:
+@dataclass
+class JobOutput:
+    """A job computed away from the results store: its folder's files, by relative path, for the client."""
+
+    files: dict[str, bytes]
+    summary: dict[str, Any]
+    seconds: float
+
+
+def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs: dict[str, bytes],
+               threads: int = 0) -> JobOutput:
+    """Run one job in a temporary folder of this worker and return its files; nothing touches the client's
+    disk. ``inputs`` are files the job needs from the store (a finished job's model and config when only
+    new test domains are to be predicted). A worker that dies takes only its temporary folder with it."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
+        folder = Path(tmp)
+        for name, data in inputs.items():
+            (folder / name).write_bytes(data)
+        summary = _work(job, run=run, folder=folder, state=state, tests=tests, threads=threads, progress=False)
+        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                 if p.is_file() and not p.name.startswith(".")}
+    return JobOutput(files=files, summary=summary, seconds=time.perf_counter() - t0)
+
+
+def store_output(job: Job, output: JobOutput, *, store: Store, state: str) -> JobResult:
+    """Write a remote job's files into the store (each atomically, DONE last) under the job's lock."""
+    with store.lock(job.job_id):
+        folder = store.job_dir(job.job_id)
+        for stale in (CHECKPOINT, "error.txt"):  # from an earlier, interrupted local run
+            (folder / stale).unlink(missing_ok=True)
+        for name, data in output.files.items():
+            if name != DONE:
+                atomic_write_bytes(folder / name, data)
+        store.mark_done(job.job_id)
+    return JobResult(job, "predicted" if state == "predict" else "done", seconds=output.seconds,
+                     summary=output.summary)
+
+
+def remote_inputs(job: Job, store: Store, state: str) -> dict[str, bytes]:
+    """What a remote worker needs from the store for ``state``: a finished job's model and record."""
+    if state != "predict":
+        return {}
+    folder = store.job_dir(job.job_id)
+    return {name: (folder / name).read_bytes() for name in (MODEL, "config.json")}
+
+
+def _work(job: Job, *, run: RunConfig, folder: Path, state: str, tests: list[str], threads: int,
+          progress: bool) -> dict:
+    """Train (or load) the job's method in ``folder`` and write the predictions of ``tests`` there."""
     if threads:
         torch.set_num_threads(threads)
-    folder = store.job_dir(job.job_id)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "error.txt").unlink(missing_ok=True)
-    device = resolve_device(run.train.device)
+    with claim_device(resolve_device(run.train.device)) as device:
+        return _work_on(job, run=run, folder=folder, state=state, tests=tests, device=device, progress=progress)
+
+
+def _work_on(job: Job, *, run: RunConfig, folder: Path, state: str, tests: list[str], device: torch.device,
+             progress: bool) -> dict:
     descriptions = discover(run.data)
     train_cache = ensure_cache(descriptions[job.train], run.data)
-    test_caches = {d: ensure_cache(descriptions[d], run.data) for d in store.missing_predictions(job.job_id,
-                                                                                                list(job.tests))}
+    test_caches = {d: ensure_cache(descriptions[d], run.data) for d in tests}
     for domain, cache in test_caches.items():  # before hours of training, not after
         if len(cache.rows("test")) == 0:
             raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
@@ -228,13 +240,12 @@ def _work(job: Job, *, run: RunConfig, store: Store, state: str, threads: int, p
         logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, amp=amp,
                                 progress=progress, desc=f"predict {domain}")
         seconds = time.perf_counter() - t0
-        write_predictions(store.predictions_path(job.job_id, domain), predictions_frame(cache, rows, logits))
+        write_predictions(prediction_file(folder, domain), predictions_frame(cache, rows, logits))
         record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "frames": len(rows),
                                          "images_per_second": round(len(rows) / max(seconds, 1e-9), 1)}
     record["provenance"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(folder / "config.json", record)
     (folder / CHECKPOINT).unlink(missing_ok=True)
-    store.mark_done(job.job_id)
     return record.get("training", {})
 
 
@@ -286,18 +297,3 @@ def _failed(job: Job, store: Store, t0: float, message: str, trace: str) -> JobR
     if folder.exists():
         atomic_write_text(folder / "error.txt", trace)
     return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=message)
-
-
-def _result_line(result: JobResult) -> str:
-    job = result.job
-    if result.status == "failed":
-        return f"FAILED {job.label}: {result.message}"
-    if result.status == "busy":
-        return f"busy   {job.label}: {result.message}"
-    if result.status == "predicted":
-        return f"done   {job.label}: predicted new test domains with the saved model ({result.seconds:.0f} s)"
-    s = result.summary
-    score = s.get("selection_score", float("nan"))
-    return (f"done   {job.label}: best epoch {s.get('best_epoch')} of {s.get('epochs')} "
-            f"({s.get('selection')} {score:.4f}), {result.seconds:.0f} s, "
-            f"{s.get('train_images_per_second', 0):.0f} train img/s")

@@ -85,7 +85,7 @@ class Store:
         return self.runs / job_id
 
     def predictions_path(self, job_id: str, domain: str) -> Path:
-        return self.job_dir(job_id) / "predictions" / f"{domain}.csv.gz"
+        return prediction_file(self.job_dir(job_id), domain)
 
     def is_done(self, job_id: str) -> bool:
         return (self.job_dir(job_id) / DONE).exists()
@@ -132,6 +132,10 @@ class Store:
 
     def unfinished_runs(self) -> list[Path]:
         return [f for f in sorted(self.runs.glob("*/")) if not (f / DONE).exists()]
+
+
+def prediction_file(job_folder: Path, domain: str) -> Path:
+    return job_folder / "predictions" / f"{domain}.csv.gz"
 
 
 # ------------------------------------------------------------------------------------------ writing

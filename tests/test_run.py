@@ -21,10 +21,13 @@ ALL_TESTS = ["synth-ff", "synth-celebdf", "synth-dfd", "synth-dfdc"]
 
 
 def run(out: Path, *args: str) -> int:
-    return main(["run", *QUICK, "--out", str(out), *args])
+    """`bench run` on the quick preset; the baseline alone unless ``args`` choose methods."""
+    methods = [] if "--methods" in args else ["--methods", "xception"]
+    return main(["run", *QUICK, "--out", str(out), *methods, *args])
 
 
 def job_dirs(out: Path) -> dict[str, Path]:
+    """Job folders by training domain (for tests that run one method)."""
     return {p.name.split("__")[1]: p for p in sorted((out / "runs").iterdir())}
 
 
@@ -36,13 +39,17 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_job_predicts_every_test_domain(finished: Path) -> None:
-    jobs = job_dirs(finished)
-    assert set(jobs) == {"synth-ff", "synth-dfdc", "synth-ff-nobias"}  # the control comes with synth-ff
-    for train, folder in jobs.items():
+    folders = sorted((finished / "runs").iterdir())
+    jobs = {tuple(p.name.split("__")[:2]) for p in folders}
+    main_methods = ["xception", "xception-sam", "dag-fdd", "daw-fdd", "pg-fdd"]
+    assert jobs == {(m, t) for m in main_methods for t in ("synth-ff", "synth-dfdc")} | {
+        ("xception", "synth-ff-nobias")}  # the control comes with synth-ff
+    for folder in folders:
+        method, train = folder.name.split("__")[:2]
         assert (folder / "DONE").exists()
         assert not (folder / "checkpoint.pt").exists()
         config = json.loads((folder / "config.json").read_text())
-        assert config["job"]["train"] == train
+        assert (config["job"]["method"], config["job"]["train"]) == (method, train)
         assert config["provenance"]["packages"]["torch"] == torch.__version__.split("+")[0]
         assert config["identity"]["seed"] == 0 and config["training"]["best_epoch"] in (1, 2)
         assert config["data"]["train"]["manifest_hash"]
@@ -58,24 +65,26 @@ def test_every_job_predicts_every_test_domain(finished: Path) -> None:
         assert list(log["epoch"]) == [1, 2]
         assert log["selected"].sum() == 1
         assert {"loss", "val_auc", "val_loss", "lr", "images_per_s"} <= set(log.columns)
+    pg_log = pd.read_csv(next(f for f in folders if f.name.startswith("pg-fdd__")) / "log.csv")
+    assert {"loss_fair", "loss_rec", "loss_dem", "sam_loss"} <= set(pg_log.columns)
 
 
 def test_rerun_skips_finished_jobs_and_trains_nothing(finished: Path, capsys: pytest.CaptureFixture) -> None:
     before = {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*") if p.is_file()}
     assert run(finished, "--methods", "all", "--train", "synth-ff,synth-dfdc") == 0
-    assert "3 of 3 job(s) already finished" in capsys.readouterr().out
+    assert "11 of 11 job(s) already finished" in capsys.readouterr().out
     after = {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*") if p.is_file()}
     assert before == after
 
 
 def test_status_and_dry_run(finished: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["status", *QUICK[:2], *QUICK[3:], "--out", str(finished),
+    assert main(["status", *QUICK[:2], *QUICK[3:], "--out", str(finished), "--methods", "xception",
                  "--train", "synth-ff,synth-dfd"]) == 0
     out = capsys.readouterr().out
     assert "2 done, 1 pending (of 3 jobs" in out
     assert main(["run", *QUICK, "--out", str(finished / "elsewhere"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "5 job(s); nothing was run" in out
+    assert "21 job(s); nothing was run" in out  # 5 methods x 4 domains + the control
     assert not (finished / "elsewhere").exists()
 
 
@@ -131,7 +140,7 @@ def test_interrupted_job_leaves_nothing_finished_and_resumes(tmp_path: Path, mon
     assert not [p for p in folder.rglob("*") if ".tmp-" in p.name]
 
     monkeypatch.setattr(bench.train._Progress, "save", original)
-    assert main(["status", *QUICK[:2], *QUICK[3:], "--out", str(tmp_path), *args]) == 0
+    assert main(["status", *QUICK[:2], *QUICK[3:], "--out", str(tmp_path), "--methods", "xception", *args]) == 0
     assert run(tmp_path, *args) == 0
     config = json.loads((folder / "config.json").read_text())
     assert config["training"]["resumed_from_epoch"] == 1
