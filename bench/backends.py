@@ -22,11 +22,12 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig
-from bench.data.cache import cache_path, ensure_cache
+from bench.data.cache import cache_path, cache_settings, ensure_cache
 from bench.data.datasets import discover
 from bench.device import visible_gpus
 from bench.errors import BenchError
 from bench.jobs import Job, JobResult, remote_inputs, remote_job, run_job, store_output
+from bench.progress import progress_bar
 from bench.store import Store
 
 BACKENDS = ("loky", "dask")
@@ -60,7 +61,7 @@ def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None
         prepare_data(todo, run=run, log=log)  # here, once, so parallel workers never build the same cache
         results = _loky(todo, run=run, store=store, n_jobs=n_jobs, threads=threads, progress=progress)
     collected: list[JobResult] = []
-    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not progress, position=0)
+    bar = progress_bar(total=len(todo), desc="jobs", unit="job", show=progress, position=0)
     for result in results:
         collected.append(result)
         bar.update(1)
@@ -77,7 +78,8 @@ def prepare_data(jobs: list[Job], *, run: RunConfig, log: Any = print) -> None:
         path, _ = cache_path(descriptions[name], run.data)
         if not (path / "COMPLETE").exists():
             t0 = time.perf_counter()
-            log(f"Building the frame cache of {name} ({run.data.image_size} px) in {path.parent} ...")
+            size = cache_settings(descriptions[name], run.data).image_size
+            log(f"Building the frame cache of {name} ({size} px) in {path.parent} ...")
             cache = ensure_cache(descriptions[name], run.data)
             log(f"  {len(cache.manifest)} frames in {time.perf_counter() - t0:.1f} s")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from bench.data.cache import FrameCache
 from bench.data.loader import DeviceLoader, sequential
 from bench.device import autocast
+from bench.progress import progress_bar
 
 
 @torch.inference_mode()
@@ -24,7 +24,7 @@ def predict_logits(method: torch.nn.Module, loader: DeviceLoader, rows: np.ndarr
     was_training = method.training
     method.eval()
     chunks = []
-    bar = tqdm(total=len(rows), desc=desc, unit="img", leave=False, disable=not progress, position=1)
+    bar = progress_bar(total=len(rows), desc=desc, unit="img", leave=False, show=progress, position=1)
     for batch in loader.batches(sequential(rows, batch_size)):
         with autocast(loader.device, amp):
             chunks.append(method(batch.images).float())

@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from bench.config import MethodConfig, TrainConfig
 from bench.data.cache import FrameCache
@@ -27,6 +26,7 @@ from bench.errors import ConfigError, DataError, TrainingDiverged
 from bench.method import Method, MethodInfo
 from bench.metrics import auc
 from bench.predict import bce_from_logits, predict_logits, sigmoid
+from bench.progress import progress_bar
 from bench.store import atomic_write_bytes, atomic_write_csv
 
 CHECKPOINT, MODEL, LOG = "checkpoint.pt", "model.pt", "log.csv"
@@ -164,7 +164,7 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
     """
     sums: dict[str, Any] = {}
     steps = 0
-    bar = tqdm(row_batches, total=total, desc=desc, unit="step", leave=False, disable=not progress, position=1)
+    bar = progress_bar(row_batches, total=total, desc=desc, unit="step", leave=False, show=progress, position=1)
     for batch in loader.batches(bar):
         with autocast(device, amp):
             logs = method.update(batch)

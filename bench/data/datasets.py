@@ -1,9 +1,10 @@
 """Dataset descriptions (``datasets/<name>.toml``) and the registry of the formats they are written in.
 
 A description is data, not code: it names a format, where the files are (environment variables allowed)
-and the format's own options. Users switch datasets by writing or pointing at a description, never by
-editing the harness. A format knows how to tell whether its files are present, what determines the
-content of its frame cache, and how to fill that cache.
+and the format's own options, and may fix the image size its frames are cached at (``image_size``; the
+real datasets use the paper's 256 whatever the preset). Users switch datasets by writing or pointing at a
+description, never by editing the harness. A format knows how to tell whether its files are present,
+what determines the content of its frame cache, what to check before building it, and how to fill it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from bench.errors import DataError, UnknownNameError
 from bench.registry import Registry
 
 if TYPE_CHECKING:
-    from bench.data.cache import CacheWriter
+    from bench.data.cache import BuildOptions, CacheWriter
 
 REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
-_RESERVED = ("title", "format", "suite", "control_for", "order")
+_RESERVED = ("title", "format", "suite", "control_for", "order", "image_size")
+MAX_IMAGE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class DatasetDescription:
     title: str = ""
     control_for: str | None = None  # a bias-free twin of this dataset, trained on as a sanity check
     order: int = 100  # position in listings and plans (then the name)
+    image_size: int | None = None  # cache at this size whatever the run's data.image_size (real datasets)
     options: dict[str, Any] = field(default_factory=dict)  # the format's own keys
 
     @property
@@ -56,6 +59,10 @@ class DatasetFormat:
     def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
         """Everything that determines the cache's content (JSON-serialisable); a change rebuilds it."""
         raise NotImplementedError
+
+    def prepare(self, desc: DatasetDescription, data: DataConfig, options: BuildOptions) -> None:
+        """Check everything about the input that can be checked without decoding, before the cache folder
+        is touched (so bad input leaves nothing behind). Nothing to check by default."""
 
     def build(self, desc: DatasetDescription, data: DataConfig, writer: CacheWriter) -> None:
         """Fill ``writer`` with the validated manifest and the frames at the cache size."""
@@ -108,10 +115,16 @@ def read_description(path: Path) -> DatasetDescription:
     order = raw.get("order", 100)
     if not isinstance(order, int) or isinstance(order, bool):
         raise DataError(f"Dataset description {str(path)!r}: order must be a whole number.")
+    image_size = raw.get("image_size")
+    if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool)
+                                   or not 16 <= image_size <= MAX_IMAGE_SIZE):
+        raise DataError(f"Dataset description {str(path)!r}: image_size must be a whole number from 16 to "
+                        f"{MAX_IMAGE_SIZE}; got {image_size!r}.")
     options = {k: _expand_env(v) for k, v in raw.items() if k not in _RESERVED}
     return DatasetDescription(name=path.stem, format=raw["format"], source=path,
                               suite=str(raw.get("suite", "default")), title=str(raw.get("title", "")),
-                              control_for=raw.get("control_for"), order=order, options=options)
+                              control_for=raw.get("control_for"), order=order, image_size=image_size,
+                              options=options)
 
 
 def select_datasets(spec: str | Iterable[str], descriptions: dict[str, DatasetDescription], *,
