@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | status | report``.
+"""Command line: ``python -m bench list | data | run | status | report``.
 
 Every mistake a user can make (unknown name, bad flag, malformed --set, missing file) ends in one line
 on stderr that names the bad value and the fix, and exit code 2. A run in which some job failed exits
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from bench.errors import BenchError
+from bench.errors import BenchError, DataError
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -63,11 +63,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         run = build_config(preset=args.preset)
         rows = []
         for desc in discover(run.data).values():
-            reason = FORMATS.get(desc.format)().missing(desc)
+            try:  # one broken description is shown as such, not an end to the listing
+                reason = FORMATS.get(desc.format)().missing(desc)
+                cached = "yes" if reason is None and is_built(desc, run.data) else "no"
+            except BenchError as exc:
+                reason, cached = f"description error: {exc}", "no"
             present = "yes" if reason is None else f"no: {reason}"
-            cached = "yes" if reason is None and is_built(desc, run.data) else "no"
             role = f"control of {desc.control_for}" if desc.is_control else ""
-            rows.append((desc.name, desc.suite, desc.format, present, cached, role, desc.title))
+            size = desc.image_size or run.data.image_size
+            rows.append((desc.name, desc.suite, desc.format, present, f"{cached} ({size} px)", role, desc.title))
         print(tabulate(rows, headers=["dataset", "suite", "format", "present", f"cached ({args.preset})",
                                       "role", "description"]) + "\n")
     if what in ("metrics", "all"):
@@ -84,8 +88,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.backends import execute
     from bench.config import to_toml
-    from bench.jobs import execute, make_plan
+    from bench.jobs import make_plan
     from bench.store import Store
 
     run = _run_config(args)
@@ -97,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(plan, store)
         return 0
-    results = execute(plan, run=run, store=store, n_jobs=args.jobs, progress=not args.no_progress)
+    results = execute(plan, run=run, store=store, n_jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
+                      progress=not args.no_progress)
     failed = [r for r in results if r.status == "failed"]
     busy = [r for r in results if r.status == "busy"]
     done = len(results) - len(failed) - len(busy)
@@ -135,11 +141,87 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.metrics import METRICS
-    from bench.report import make_report
+    from bench.report import make_report, parse_formats
 
-    METRICS.select(args.metrics)  # an unknown metric is reported before any file is read
+    METRICS.select(args.metrics)  # an unknown metric or format is reported before any file is read
+    formats = parse_formats(args.formats)
     make_report(args.out, metrics=args.metrics, threshold=args.threshold, policy=args.policy,
-                min_group_size=args.min_group_size, progress=not args.no_progress)
+                min_group_size=args.min_group_size, baseline=args.baseline, n_boot=args.bootstrap,
+                alpha=args.alpha, cluster=args.cluster, formats=formats, plots=not args.no_plots, seed=args.seed,
+                progress=not args.no_progress)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """`bench data check | build NAME...`: check a dataset's files and annotations, or build its frame cache;
+    `bench data extract VIDEOS OUT`: face crops from videos."""
+    from bench.config import build_config
+    from bench.data.datasets import discover, select_datasets
+
+    if args.action == "extract":
+        return _data_extract(args)
+    run = build_config(preset=args.preset, files=args.config or [], sets=list(args.set or []))
+    descriptions = discover(run.data)
+    names = select_datasets(args.names, descriptions, all_means=[run.data.suite])
+    if args.action == "check":
+        return _data_check(names, descriptions, run.data, args)
+    return _data_build(names, descriptions, run.data, args)
+
+
+def _data_check(names: list[str], descriptions: dict, data: object, args: argparse.Namespace) -> int:
+    from bench.data.check import check_dataset
+
+    failed = []
+    for name in names:
+        report = check_dataset(descriptions[name], data, full=args.full, sample=args.sample, workers=args.workers,
+                               min_videos=args.min_videos, progress=not args.no_progress)
+        print(report.render() + "\n")
+        if report.errors:
+            failed.append(f"{name}: {report.errors[0]}" + (f" (and {len(report.errors) - 1} more)"
+                                                          if len(report.errors) > 1 else ""))
+    if failed:
+        raise DataError(f"data check found errors in {len(failed)} dataset(s); {'; '.join(failed)}")
+    return 0
+
+
+def _data_build(names: list[str], descriptions: dict, data: object, args: argparse.Namespace) -> int:
+    import time
+
+    from bench.data.cache import BuildOptions, cache_path, ensure_cache
+
+    options = BuildOptions(workers=args.workers, skip_bad=args.skip_bad, progress=not args.no_progress)
+    for name in names:
+        path, _ = cache_path(descriptions[name], data)
+        if (path / "COMPLETE").exists():
+            print(f"{name}: the frame cache is up to date ({path})")
+            continue
+        start = time.perf_counter()
+        cache = ensure_cache(descriptions[name], data, options=options)
+        seconds = time.perf_counter() - start
+        print(f"{name}: {len(cache.manifest)} frames at {cache.image_size} px in {seconds:.1f} s "
+              f"({len(cache.manifest) / max(seconds, 1e-9):.0f} frames/s) -> {cache.path}")
+        if cache.meta.get("skipped"):
+            print(f"{name}: {cache.meta['skipped']} unreadable image(s) left out (--skip-bad); listed in "
+                  f"{cache.path / 'skipped.csv'}")
+        for note in cache.notes:
+            print(f"{name}: note: {note}")
+    return 0
+
+
+def _data_extract(args: argparse.Namespace) -> int:
+    from bench.data.extract import ExtractOptions, extract_videos, find_videos
+
+    videos = find_videos(args.videos)
+    root = args.videos if args.videos.is_dir() else args.videos.parent
+    options = ExtractOptions(frames=args.frames, margin=args.margin, size=args.size)
+    frames = extract_videos(videos, args.out, options=options, workers=args.workers, progress=not args.no_progress,
+                            root=root)
+    done = frames["video"].nunique()
+    print(f"{len(frames)} face crops of {done} of {len(videos)} video(s) in {args.out}; frames.csv lists them "
+          f"({int((frames['detected'] == 0).sum())} with a box borrowed from a neighbouring frame)")
+    if done < len(videos):
+        print(f"{len(videos) - done} video(s) gave no crop (no face found or unreadable); see "
+              f"{args.out / 'no_face.csv'}", file=sys.stderr)
     return 0
 
 
@@ -202,6 +284,12 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -235,14 +323,60 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="skip the baseline on the bias-free control domains")
         p.add_argument("--out", type=Path, default=Path(default_out), help="results folder (default: results)")
         if name == "run":
-            p.add_argument("--jobs", type=_positive_int, default=1, help="jobs in parallel processes")
+            p.add_argument("--jobs", type=_positive_int, default=None,
+                           help="jobs at a time (default: one per GPU when several are visible, else 1)")
+            p.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                           help="loky: processes on this machine; dask: a dask cluster (pip install -e '.[dask]')")
+            p.add_argument("--scheduler", metavar="ADDRESS",
+                           help="dask scheduler address (tcp://host:8786); without it a local dask cluster")
             p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
             p.add_argument("--print-config", action="store_true", help="print the resolved configuration")
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.set_defaults(handler=handler)
 
-    p = sub.add_parser("report", help="metrics and leaderboards from the saved predictions")
+    p = sub.add_parser("data", help="check a dataset's files and annotations, or build its frame cache")
+    data_sub = p.add_subparsers(dest="action", parser_class=_Parser, required=True)
+    for action, helptext in (("check", "files present and decodable, labels, splits, group x label counts"),
+                             ("build", "decode, resize and write the frame cache (parallel, resumable)")):
+        q = data_sub.add_parser(action, help=helptext)
+        q.add_argument("names", metavar="NAME", help="dataset names, globs or a suite (see `bench list datasets`)")
+        q.add_argument("--workers", type=_non_negative_int, default=0,
+                       help="processes decoding images (default 0: one per CPU core)")
+        q.add_argument("--preset", default="default", help="preset whose data settings apply (cache size, folder)")
+        q.add_argument("--config", action="append", metavar="FILE.toml", help="config file (repeatable)")
+        q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one setting, e.g. data.cache_dir=/scratch/cache (repeatable)")
+        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        if action == "check":
+            q.add_argument("--full", action="store_true", help="decode every frame, not a sample")
+            q.add_argument("--sample", type=_positive_int, default=200, help="frames decoded without --full")
+            q.add_argument("--min-videos", type=_positive_int, default=5,
+                           help="flag group x label cells with fewer videos than this")
+        else:
+            q.add_argument("--skip-bad", action="store_true",
+                           help="leave unreadable images out (listed in the cache) instead of failing")
+        q.set_defaults(handler=cmd_data)
+    q = data_sub.add_parser("extract", help="evenly spaced face crops from videos (optional extra 'extract')")
+    q.add_argument("videos", type=Path, help="a video file or a folder searched for videos")
+    q.add_argument("out", type=Path, help="folder for the crops and frames.csv")
+    q.add_argument("--frames", type=_positive_int, default=32, help="evenly spaced frames per video (default 32)")
+    q.add_argument("--margin", type=float, default=0.3, help="crop margin around the face box, per side (0.3)")
+    q.add_argument("--size", type=_positive_int, default=256, help="side of the saved crops in pixels (256)")
+    q.add_argument("--workers", type=_non_negative_int, default=0, help="processes (default 0: one per core)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(handler=cmd_data)
+
+    p = sub.add_parser("report", help="tables, significance tests, figures and report.md from the predictions")
     p.add_argument("--out", type=Path, default=Path(default_out), help="results folder (default: results)")
+    p.add_argument("--baseline", help="method the others are tested against (default: xception when present)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap replicates for CIs and paired tests (default 1000; 0: none)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level and test level (default 0.05)")
+    p.add_argument("--cluster", default="video", choices=["video", "identity", "none"],
+                   help="what the bootstrap resamples (default video: frames of a video are not independent)")
+    p.add_argument("--formats", default="csv,md,tex", help="table formats, comma-separated (default csv,md,tex)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--threshold", type=float, default=0.5, help="P(fake) threshold for ACC and rates")
     p.add_argument("--policy", default="both-classes", choices=["both-classes", "defined"],
                    help="which groups enter a fairness gap (docs: METRICS.md)")

@@ -89,7 +89,7 @@ def test_status_and_dry_run(finished: Path, capsys: pytest.CaptureFixture) -> No
 
 
 def test_report_writes_tables(finished: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["report", "--out", str(finished)]) == 0
+    assert main(["report", "--out", str(finished), "--bootstrap", "100", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "Leaderboard" in out and "Benchmark check" in out
     tidy = pd.read_csv(finished / "tables" / "metrics.csv")

@@ -1,0 +1,383 @@
+"""Tests of bench.stats against references: pROC's published DeLong results, brute force, scipy, statsmodels,
+simulations with a known truth, and hand-worked values."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+from bench import stats as S
+from bench.errors import BenchError
+from bench.metrics import compute_metrics, fairness_gaps
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def asah() -> pd.DataFrame:
+    return pd.read_csv(FIXTURES / "asah.csv", comment="#")
+
+
+def clustered_predictions(n_videos: int = 240, frames: int = 4, seed: int = 0, ties: bool = True) -> pd.DataFrame:
+    """Videos with one label and one group each, frames sharing a video effect; some unknown races."""
+    rng = np.random.default_rng(seed)
+    video = np.repeat(np.arange(n_videos), frames)
+    label = (rng.random(n_videos) < 0.6).astype(int)[video]
+    gender = rng.integers(0, 2, n_videos)[video]
+    race = rng.integers(0, 4, n_videos)[video]
+    race[rng.random(video.size) < 0.02] = -1
+    score = 1 / (1 + np.exp(-(1.6 * label - 0.8 + rng.normal(0, 0.7, n_videos)[video] + rng.normal(0, 1, video.size))))
+    if ties:
+        score = score.round(2)
+    return pd.DataFrame({"label": label, "score": score, "video": [f"v{v}" for v in video],
+                         "identity": (np.arange(n_videos) // 3)[video], "gender": gender, "race": race,
+                         "intersection": np.where(race >= 0, gender * 4 + race, -1)})
+
+
+def brute_delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong et al. (1988) by explicit pairwise comparisons: AUCs and S10 / m + S01 / n."""
+    pos, neg = scores[:, y == 1], scores[:, y == 0]
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])  # (k, m, n)
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    auc = v10.mean(axis=1)
+    return auc, np.cov(v10) / pos.shape[1] + np.cov(v01) / neg.shape[1]
+
+
+# ------------------------------------------------------------------------------------------ DeLong
+@pytest.mark.parametrize(("a", "b", "z", "p", "low", "high"), [
+    # pROC 1.18 roc.test(..., method="delong", paired=TRUE) on aSAH, outcome Poor = case (its test suite values)
+    ("wfns", "s100b", 2.20898359144091, 0.0271757822291882, 0.0104061769564846, 0.174214419249478),
+    ("wfns", "ndka", 2.79777591868904, 0.00514557970691098, 0.0634011709339876, 0.3600405634833566),
+    ("ndka", "s100b", -1.39077002573558, 0.164295175223054, -0.2876917446341914, 0.0488706064228094),
+])
+def test_delong_reproduces_proc_on_asah(a: str, b: str, z: float, p: float, low: float, high: float) -> None:
+    data = asah()
+    y = (data["outcome"] == "Poor").to_numpy().astype(int)
+    result = S.delong_test(y, data[a], data[b])
+    assert result.z == pytest.approx(z, rel=1e-10)
+    assert result.p == pytest.approx(p, rel=1e-10)
+    assert (result.low, result.high) == pytest.approx((low, high), rel=1e-10)
+
+
+def test_delong_aucs_and_variances_reproduce_proc() -> None:
+    data = asah()
+    y = (data["outcome"] == "Poor").to_numpy().astype(int)
+    parts = S.delong_parts(y, np.vstack([data["wfns"], data["ndka"]]))
+    assert parts.auc == pytest.approx([0.823678861788618, 0.611957994579946], rel=1e-12)
+    assert np.diag(S.delong_covariance(parts)) == pytest.approx([0.00146991470882363, 0.0031908105493913], rel=1e-10)
+
+
+def test_delong_equals_brute_force_with_ties() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 150)
+    scores = np.vstack([(y + rng.normal(0, 1, 150)).round(1), (0.5 * y + rng.normal(0, 1, 150)).round(1),
+                        rng.integers(0, 3, 150).astype(float)])  # coarse: many ties
+    auc, cov = brute_delong(y, scores)
+    parts = S.delong_parts(y, scores)
+    assert parts.auc == pytest.approx(auc, abs=1e-12)
+    assert S.delong_covariance(parts) == pytest.approx(cov, abs=1e-12)
+    # one sample per cluster: the clustered variance is DeLong's exactly
+    clustered = S.delong_parts(y, scores, clusters=np.arange(150)[::-1])
+    assert S.delong_covariance(clustered) == pytest.approx(cov, abs=1e-12)
+
+
+def test_identical_curves_give_p_one() -> None:
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    result = S.delong_test(y, s, s)
+    assert (result.estimate, result.se, result.z, result.p) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_delong_variance_agrees_with_bootstrap_on_large_samples() -> None:
+    """Two correlated scores on 6,000 independent samples: DeLong's variance of AUC_a - AUC_b against the
+    bootstrap variance of the same difference (2,000 paired resamples) agree within 10%."""
+    rng = np.random.default_rng(7)
+    n = 6000
+    y = (rng.random(n) < 0.4).astype(int)
+    shared = rng.normal(0, 1, n)
+    a = 1.0 * y + shared + rng.normal(0, 0.8, n)
+    b = 0.8 * y + shared + rng.normal(0, 1.0, n)
+    delong = S.delong_test(y, a, b)
+    boot = S.cluster_bootstrap(np.arange(n), strata=y, n_boot=2000, seed=3)
+    result = S.paired_bootstrap(lambda w: S.weighted_auc(y, a, w), lambda w: S.weighted_auc(y, b, w), boot)
+    assert result.estimate == pytest.approx(delong.estimate, abs=1e-12)
+    assert np.var(result.replicates, ddof=1) == pytest.approx(delong.se**2, rel=0.10)
+
+
+def test_clustered_delong_variance_agrees_with_cluster_bootstrap() -> None:
+    """Frames of a video share a random effect, so frames are not independent: the clustered (Obuchowski)
+    variance agrees with the video bootstrap within 10%, while DeLong's frame-level variance is far too small."""
+    rng = np.random.default_rng(11)
+    n_videos, frames = 1500, 8
+    video = np.repeat(np.arange(n_videos), frames)
+    y = (rng.random(n_videos) < 0.5).astype(int)[video]
+    effect_a, effect_b = rng.normal(0, 1.0, (2, n_videos))[:, video]  # each method errs on whole videos
+    a = y + effect_a + rng.normal(0, 0.5, video.size)
+    b = 0.7 * y + 0.6 * effect_a + 0.8 * effect_b + rng.normal(0, 0.7, video.size)
+    clustered = S.delong_test(y, a, b, clusters=video)
+    naive = S.delong_test(y, a, b)
+    boot = S.cluster_bootstrap(video, strata=y, n_boot=2000, seed=5)
+    result = S.paired_bootstrap(lambda w: S.weighted_auc(y, a, w), lambda w: S.weighted_auc(y, b, w), boot)
+    boot_var = np.var(result.replicates, ddof=1)
+    assert boot_var == pytest.approx(clustered.se**2, rel=0.10)
+    assert naive.se**2 < 0.6 * boot_var
+
+
+# ------------------------------------------------------------------------------------------ bootstrap
+def test_cluster_bootstrap_keeps_every_stratum_and_is_reproducible() -> None:
+    clusters = np.repeat(np.arange(10), 3)  # 10 clusters of 3 samples
+    strata = np.repeat([0, 0, 0, 1, 1, 1, 1, 2, 2, 2], 3)
+    strata[-1] = 5  # cluster 9 mixes strata 2 and 5: it goes to a stratum of its own
+    boot = S.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=1)
+    assert boot.counts.shape == (500, 10)
+    assert (boot.counts[:, :3].sum(axis=1) == 3).all()
+    assert (boot.counts[:, 3:7].sum(axis=1) == 4).all()
+    assert (boot.counts[:, 7:9].sum(axis=1) == 2).all()
+    assert (boot.counts[:, 9] == 1).all()  # the lone mixed cluster is always drawn once
+    again = S.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=1)
+    assert np.array_equal(boot.counts, again.counts)
+    assert not np.array_equal(boot.counts, S.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=2).counts)
+    # weights and indices describe the same resample; each cluster is drawn about once on average
+    idx = boot.indices(4)
+    assert np.array_equal(np.bincount(idx, minlength=30), boot.weights(slice(4, 5))[0])
+    assert boot.counts[:, :7].mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_interval_and_p_value_by_hand() -> None:
+    # replicates 1..99: quantiles at 2.5% and 97.5% are 3.45 and 96.55 (linear interpolation)
+    r = np.arange(1.0, 100.0)
+    low, high = S.bootstrap_interval(r, alpha=0.05, method="percentile")
+    assert (low, high) == pytest.approx((3.45, 96.55))
+    # basic interval around the estimate 40: 2 * 40 - (96.55, 3.45)
+    assert S.bootstrap_interval(r, estimate=40.0, alpha=0.05) == pytest.approx((-16.55, 76.55))
+    # percentile p of "= 0": no replicate <= 0 -> 2 * (0 + 1) / 100
+    assert S.bootstrap_p_value(r, method="percentile") == pytest.approx(0.02)
+    # basic p around the estimate 40: reference 2 * 40 = 80, 20 replicates >= 80 -> 2 * (20 + 1) / 100
+    assert S.bootstrap_p_value(r, estimate=40.0) == pytest.approx(0.42)
+    assert np.isnan(S.bootstrap_p_value(np.full(5, np.nan), estimate=1.0))
+    with pytest.raises(BenchError, match="needs the estimate"):
+        S.bootstrap_interval(r)
+
+
+def test_basic_interval_covers_a_zero_gap_the_percentile_interval_misses() -> None:
+    """Four groups with equal FPR (true gap 0): resampled max - min gaps all exceed the observed one, so the
+    percentile interval never covers 0; the basic interval does most of the time (why it is the default)."""
+    rng = np.random.default_rng(0)
+    n, covered = 100, {"basic": 0, "percentile": 0}
+    ones = np.full((1, 4), n / 2.0)
+    for _ in range(100):
+        fp = rng.binomial(n, 0.2, size=(1, 4))
+        fp_boot = rng.binomial(n, fp / n, size=(400, 4))
+        estimate = fairness_gaps(ones, fp, n - fp, ones, metrics="F_FPR")["F_FPR"].value[0]
+        reps = fairness_gaps(np.full((400, 4), n / 2.0), fp_boot, n - fp_boot, np.full((400, 4), n / 2.0),
+                             metrics="F_FPR")["F_FPR"].value
+        for method in covered:
+            low, high = S.bootstrap_interval(reps, estimate=estimate, method=method)
+            covered[method] += bool(low <= 0.0 <= high)
+    assert covered["percentile"] == 0
+    assert covered["basic"] >= 70
+
+
+def test_bootstrap_intervals_cover_the_truth() -> None:
+    """200 simulated test sets of clustered frames with a known truth: the 95% intervals of AUC and of a
+    two-group FPR gap (stratified video bootstrap, as the report draws it) cover the truth in 90-99% of them.
+
+    Each test set has 150 videos per (label, gender) cell (the stratified bootstrap conditions on that
+    composition, so it is held fixed) of 2 frames. A frame's logit is mu[label, gender] + a video effect
+    N(0, 0.8^2) + frame noise N(0, 0.6^2), reals at mu = -1.0 (male) and -0.3 (female), fakes 1.2 higher;
+    a frame is predicted fake when its logit >= 0. With s = sqrt(0.8^2 + 0.6^2): FPR_g = Phi(mu_real_g / s),
+    and AUC = mean over (fake gender, real gender) of Phi((1.2 + mu_fake_g - mu_real_g') / (sqrt(2) s)).
+    Each simulation's 400 replicates are computed at once; 200 x 400 resampled test sets take seconds.
+    """
+    rng = np.random.default_rng(2024)
+    sd = math.hypot(0.8, 0.6)
+    mu_real, delta = np.array([-1.0, -0.3]), 1.2
+    true_auc = 100 * np.mean([sps.norm.cdf((delta + mu_real[a] - mu_real[b]) / (math.sqrt(2) * sd))
+                              for a in (0, 1) for b in (0, 1)])
+    true_gap = 100 * abs(np.diff(sps.norm.cdf(mu_real / sd))[0])
+    n_sims, per_cell, frames = 200, 150, 2
+    label, gender = np.repeat([0, 0, 1, 1], per_cell), np.repeat([0, 1, 0, 1], per_cell)
+    video = np.repeat(np.arange(label.size), frames)
+    hits = {"AUC": 0, "F_FPR": 0}
+    for sim in range(n_sims):
+        mu = mu_real[gender] + delta * label
+        logit = mu[video] + rng.normal(0, 0.8, label.size)[video] + rng.normal(0, 0.6, video.size)
+        frame = pd.DataFrame({"label": label[video], "score": 1 / (1 + np.exp(-logit)), "gender": gender[video]})
+        boot = S.cluster_bootstrap(video, strata=frame["label"] * 10 + frame["gender"], n_boot=400, seed=sim)
+        rep = S.replicate_metrics(frame, boot, metrics=["AUC", "F_FPR"], attributes=["gender"])
+        point = compute_metrics(frame, metrics=["AUC", "F_FPR"], attributes=["gender"]).set_index("metric")["value"]
+        for metric, truth, key in (("AUC", true_auc, ("all", "AUC")), ("F_FPR", true_gap, ("gender", "F_FPR"))):
+            low, high = S.bootstrap_interval(rep.values[key], estimate=point[metric])
+            hits[metric] += bool(low <= truth <= high)
+    for metric, count in hits.items():
+        assert 0.90 <= count / n_sims <= 0.99, (metric, count / n_sims)
+
+
+def test_paired_bootstrap_of_a_method_against_itself_is_zero() -> None:
+    frame = clustered_predictions()
+    boot = S.cluster_bootstrap(frame["video"], strata=frame["label"], n_boot=200, seed=0)
+    y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
+    result = S.paired_bootstrap(lambda w: S.weighted_auc(y, s, w), lambda w: S.weighted_auc(y, s, w), boot)
+    assert (result.estimate, result.low, result.high, result.p) == (0.0, 0.0, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------ replicate engine
+@pytest.mark.parametrize("cluster", ["video", "identity", "none"])
+@pytest.mark.parametrize("strategy", ["pairs", "scan"])
+def test_replicates_equal_compute_metrics_on_the_resampled_table(cluster: str, strategy: str) -> None:
+    """Each replicate's values are compute_metrics on the explicitly resampled table (ties, unknown groups,
+    clusters mixing labels and groups), whichever AUC strategy runs."""
+    frame = clustered_predictions(n_videos=120)
+    clusters = np.arange(len(frame)) if cluster == "none" else frame[cluster].to_numpy()
+    boot = S.cluster_bootstrap(clusters, strata=frame["label"] * 10 + frame["intersection"], n_boot=6, seed=4)
+    rep = S.replicate_metrics(frame, boot, strategy=strategy)
+    assert set(rep.values) == {("all", m) for m in S.BOOTSTRAP_DETECTION} | {
+        (a, m) for a in ("gender", "race", "intersection") for m in
+        ("F_FPR", "F_OAE", "F_DP", "F_MEO", "F_EFPR", "F_EO", "G_AUC", "F_FNR", "worst_AUC", "worst_ACC")}
+    for b in range(boot.n_boot):
+        resampled = frame.iloc[boot.indices(b)].reset_index(drop=True)
+        reference = compute_metrics(resampled).set_index(["attribute", "metric"])["value"]
+        for key, values in rep.values.items():
+            assert values[b] == pytest.approx(reference[key], abs=1e-9, nan_ok=True), (key, b)
+        rates = resampled[resampled["intersection"] >= 0]
+        reals = rates[rates["label"] == 0].groupby("intersection")["score"].apply(lambda x: (x >= 0.5).mean())
+        assert rep.fpr["intersection"][b, reals.index] == pytest.approx(reals.to_numpy())
+
+
+def test_weighted_helpers_equal_repeated_samples() -> None:
+    frame = clustered_predictions(n_videos=50, frames=2)
+    y, s, g = frame["label"].to_numpy(), frame["score"].to_numpy(), frame["intersection"].to_numpy()
+    weights = np.random.default_rng(3).integers(0, 3, size=(3, len(frame))).astype(float)
+    aucs = S.weighted_auc(y, s, weights)
+    group_aucs = S.weighted_auc(y, s, weights, groups=g, n_groups=8)
+    tp, fp, tn, fn = S.weighted_group_counts(y, s >= 0.5, g, weights, n_groups=8)
+    for b in range(3):
+        repeated = frame.loc[frame.index.repeat(weights[b].astype(int))]
+        table = compute_metrics(repeated, metrics=["AUC", "G_AUC"], attributes=["intersection"])
+        assert aucs[b] * 100 == pytest.approx(table.loc[table.metric == "AUC", "value"].item())
+        known = repeated[repeated["intersection"] >= 0]
+        for group, rows in known.groupby("intersection"):
+            if rows["label"].nunique() == 2:
+                assert group_aucs[b, group] == pytest.approx(S.weighted_auc(rows["label"], rows["score"],
+                                                                            np.ones((1, len(rows))))[0])
+            assert tp[b, group] == ((rows["label"] == 1) & (rows["score"] >= 0.5)).sum()
+            assert fp[b, group] == ((rows["label"] == 0) & (rows["score"] >= 0.5)).sum()
+            assert tn[b, group] + fn[b, group] == (rows["score"] < 0.5).sum()
+
+
+# ------------------------------------------------------------------------------------------ corrections
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_holm_and_bh_agree_with_statsmodels(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(0, 0.05, 6), rng.uniform(0, 1, 14), [0.01, 0.01, 1.0]])  # ties, a one
+    rng.shuffle(p)
+    for ours, method in ((S.holm, "holm"), (S.benjamini_hochberg, "fdr_bh")):
+        assert ours(p) == pytest.approx(multipletests(p, method=method)[1], abs=1e-12)
+    with_nan = p.copy()
+    with_nan[[2, 7]] = np.nan  # NaN stays NaN and is not part of the family
+    valid = ~np.isnan(with_nan)
+    adjusted = S.holm(with_nan)
+    assert np.isnan(adjusted[~valid]).all()
+    assert adjusted[valid] == pytest.approx(multipletests(with_nan[valid], method="holm")[1])
+    assert S.benjamini_hochberg(with_nan)[valid] == pytest.approx(
+        multipletests(with_nan[valid], method="fdr_bh")[1])
+
+
+# ------------------------------------------------------------------------------------------ rank tests
+@pytest.mark.parametrize(("k", "n", "seed"), [(3, 8, 0), (4, 12, 1), (5, 6, 2), (6, 20, 3)])
+def test_friedman_agrees_with_scipy(k: int, n: int, seed: int) -> None:
+    values = np.random.default_rng(seed).integers(0, 6, size=(n, k)).astype(float)  # small range: ties
+    reference = sps.friedmanchisquare(*values.T)
+    for higher in (True, False):
+        result = S.friedman_test(values, higher_is_better=higher)
+        assert result.statistic == pytest.approx(reference.statistic, rel=1e-12)
+        assert result.p == pytest.approx(reference.pvalue, rel=1e-10)
+        assert result.mean_ranks.sum() == pytest.approx(k * (k + 1) / 2)
+
+
+def test_friedman_mean_ranks_by_hand() -> None:
+    # three blocks, methods a b c: (90, 80, 70), (85, 85, 60), (70, 75, 65); higher is better
+    # ranks (1, 2, 3), (1.5, 1.5, 3), (2, 1, 3) -> mean ranks 1.5, 1.5, 3
+    result = S.friedman_test([[90, 80, 70], [85, 85, 60], [70, 75, 65]], higher_is_better=True)
+    assert result.mean_ranks == pytest.approx([1.5, 1.5, 3.0])
+    assert S.friedman_test([[90, 80, 70], [85, 85, 60], [70, 75, 65]],
+                           higher_is_better=False).mean_ranks == pytest.approx([2.5, 2.5, 1.0])
+
+
+@pytest.mark.parametrize(("k", "q"), [(2, 1.960), (3, 2.343), (4, 2.569), (5, 2.728), (6, 2.850), (8, 3.031),
+                                      (10, 3.164)])
+def test_nemenyi_cd_matches_demsar_table(k: int, q: float) -> None:
+    # Demsar (2006), Table 5(a): critical values q_0.05 for the two-tailed Nemenyi test
+    assert S.nemenyi_cd(k, 14) == pytest.approx(q * math.sqrt(k * (k + 1) / (6 * 14)), abs=2e-3)
+
+
+# ------------------------------------------------------------------------------------------ paired tests
+@pytest.mark.parametrize("n", range(1, 9))
+def test_sign_flip_is_exact(n: int) -> None:
+    d = np.random.default_rng(n).normal(0.3, 1, n).round(2)
+    patterns = np.array(list(itertools.product([1.0, -1.0], repeat=n)))
+    brute = np.mean(np.abs(patterns @ d) >= abs(d.sum()) - 1e-12)
+    result = S.sign_flip_test(d)
+    assert result.exact and result.n == n
+    assert result.p == pytest.approx(brute, abs=1e-15)
+    assert result.p * 2**n == pytest.approx(round(result.p * 2**n))  # a multiple of 1 / 2^S
+    assert result.estimate == pytest.approx(d.mean())
+
+
+def test_sign_flip_agrees_with_scipy_permutation_test() -> None:
+    d = np.array([0.8, 1.3, -0.2, 0.9, 1.1, 0.4, 0.7])
+    reference = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                     alternative="two-sided")
+    assert S.sign_flip_test(d).p == pytest.approx(reference.pvalue)
+
+
+def test_sign_flip_interval_by_hand() -> None:
+    # S = 6: k = floor(64 * 0.025) = 1, so the interval is the smallest and largest subset mean = min and max
+    d = np.array([0.5, 1.5, -0.5, 2.0, 1.0, 0.25])
+    result = S.sign_flip_test(d)
+    assert (result.low, result.high) == (-0.5, 2.0)
+    # S = 5 cannot reach p < 0.05 (min p = 2/32): no finite interval, p = 1/16 when all differences agree
+    five = S.sign_flip_test([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (five.low, five.high, five.p) == (-math.inf, math.inf, 1 / 16)
+    assert S.sign_flip_test([1.0, 2.0]).p == 0.5
+
+
+def test_wilcoxon_against_scipy_and_by_hand() -> None:
+    d = np.array([1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30, -0.2])
+    result = S.wilcoxon_test(d)
+    assert result.p == pytest.approx(sps.wilcoxon(d).pvalue)
+    walsh = np.sort([(d[i] + d[j]) / 2 for i in range(10) for j in range(i, 10)])
+    assert result.estimate == pytest.approx(np.median(walsh))
+    # n = 10: P(W+ <= 8) = 25/1024 <= 0.025 < P(W+ <= 9) = 33/1024, so the 9th smallest and largest Walsh means
+    assert (result.low, result.high) == pytest.approx((walsh[8], walsh[-9]))
+    assert S._signed_rank_null(10)[:10].cumsum()[8] == 25 and S._signed_rank_null(10)[:10].cumsum()[9] == 33
+    assert S.wilcoxon_test([0.0, 0.0, 0.0]).p == 1.0
+    short = S.wilcoxon_test([1.0, 2.0, 3.0, 4.0])  # four pairs cannot reach 0.05: no finite interval
+    assert (short.low, short.high) == (-math.inf, math.inf)
+
+
+def test_signed_rank_null_equals_enumeration() -> None:
+    n = 6
+    sums = [sum(r for r, s in zip(range(1, n + 1), signs, strict=True) if s) for signs in
+            itertools.product([0, 1], repeat=n)]
+    assert S._signed_rank_null(n) == pytest.approx(np.bincount(sums, minlength=n * (n + 1) // 2 + 1))
+
+
+# ------------------------------------------------------------------------------------------ user errors
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: S.cluster_bootstrap(np.arange(4), n_boot=0), "bootstrap replicates must be an integer >= 1"),
+    (lambda: S.bootstrap_interval([1.0, 2.0], estimate=1.0, alpha=1.5), "alpha must be a number strictly"),
+    (lambda: S.bootstrap_interval([1.0], estimate=1.0, method="bca"), "Unknown interval method 'bca'"),
+    (lambda: S.delong_test([1, 1, 1], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1]), "needs both fakes and reals"),
+    (lambda: S.cluster_bootstrap(np.arange(4), strata=[0, 1], n_boot=5), "strata: expected 4 values"),
+])
+def test_user_errors_are_bench_errors(call, message: str) -> None:
+    with pytest.raises(BenchError, match=message):
+        call()
