@@ -2,7 +2,8 @@
 
 Reads only the results folder (no torch, no retraining; `bench.plots` is imported only for figures).
 Every table is written as CSV first, then rendered to Markdown and LaTeX with the same numbers
-(``formats``); results/README.md lists the files. In order:
+(``formats``); results/README.md lists the files. This module computes; `bench.render` decides how the
+tables read (CSV, Markdown, LaTeX, report.md's text, the terminal summary). In order:
 
 1. every finished job's predictions are read and grouped into *test sets*: the predictions of one test
    domain over the same samples (sorted by sample id, so that row i is the same frame for every method);
@@ -22,8 +23,6 @@ Every table is written as CSV first, then rendered to Markdown and LaTeX with th
 from __future__ import annotations
 
 import hashlib
-import io
-import math
 import time
 import warnings
 import zlib
@@ -35,33 +34,39 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bench import stats
 from bench.errors import BenchError
-from bench.metrics import ATTRIBUTES, METRICS, POLICIES, compute_metrics, group_table
-from bench.store import RunRecord, Store, atomic_write_csv, atomic_write_text, read_predictions
+from bench.metrics import ATTRIBUTES, METRICS, compute_metrics, group_table
+from bench.render import (
+    LEVELS,
+    SCOPE_TITLES,
+    Table,
+    blocks_by,
+    render_generic,
+    render_leaderboard,
+    render_paper,
+    render_significance,
+    report_markdown,
+    terminal_summary,
+    write_table,
+)
+from bench.store import RunRecord, Store, atomic_write_text, read_predictions
 
 KEYS = ["method", "role", "train", "test", "seed"]
-SUMMARY = [("all", "AUC"), ("intersection", "F_FPR"), ("intersection", "F_MEO"), ("intersection", "F_DP"),
-           ("intersection", "F_OAE")]
 FORMATS = ("csv", "md", "tex")
 CLUSTERS = ("video", "identity", "none")
 SCOPES = ("cross", "intra")
-SCOPE_TITLES = {"cross": "cross-domain (train != test)", "intra": "intra-domain (train == test)"}
 PAPER_ATTRIBUTES = ("intersection", "gender", "race")
 PAPER_METRICS = ("F_FPR", "F_OAE", "F_DP", "F_MEO")
-HEADLINE = ("AUC", "intersection/F_FPR", "intersection/F_OAE", "intersection/F_DP", "intersection/F_MEO")
 DEFAULT_BASELINE = "xception"
 GROUP_NAMES = {
     "gender": ("male", "female"),
     "race": ("Asian", "White", "Black", "Others"),
     "intersection": ("M-Asian", "M-White", "M-Black", "M-Others", "F-Asian", "F-White", "F-Black", "F-Others"),
 }
-LEVELS = {"pair": "one train -> test pair (same test samples)", "seeds": "over training seeds (scope average)",
-          "pairs": "over train -> test pairs (seed means)"}
 
 
 # ============================================================================================ settings
@@ -717,209 +722,6 @@ def seeds_table(tidy: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(n_seeds="nunique", seeds=lambda s: ", ".join(map(str, sorted(set(s))))).reset_index()
 
 
-# ============================================================================================ rendering
-@dataclass
-class Rendered:
-    """A table's display: strings for every cell, and which cells are bold (the best)."""
-
-    frame: pd.DataFrame
-    bold: pd.DataFrame | None = None
-
-
-def format_number(value: Any, digits: int = 2) -> str:
-    """Fixed decimals for table cells; integers as integers; NaN as "n/a"; infinities as +-inf."""
-    if value is None or value is pd.NA:
-        return "n/a"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return "n/a"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if float(value).is_integer() and abs(value) < 1e15 and digits == 0:
-            return str(int(value))
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _digits(column: str) -> int:
-    metric = _metric_of(column.split(" ")[0])
-    if metric in METRICS:
-        return 2 if METRICS.get(metric).unit == "%" else 4
-    return 2
-
-
-def format_p(value: Any) -> str:
-    """p-values: three significant digits, small ones in scientific notation."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    value = float(value)
-    return f"{value:.2e}" if 0 < value < 1e-3 else f"{value:.3f}"
-
-
-def render_generic(frame: pd.DataFrame) -> Rendered:
-    """Any table: numbers with a sensible number of decimals, p-values as p-values."""
-    out = {}
-    for column in frame.columns:
-        series = frame[column]
-        if column in ("p", "p_holm", "p_bh"):
-            out[column] = [format_p(v) for v in series]
-        elif pd.api.types.is_bool_dtype(series.dtype):
-            out[column] = np.where(series.to_numpy(dtype=bool), "yes", "no").tolist()
-        elif pd.api.types.is_float_dtype(series.dtype):
-            out[column] = _format_floats(series.to_numpy(dtype=np.float64), 4 if column == "value" else _digits(column))
-        elif pd.api.types.is_integer_dtype(series.dtype):
-            values = series.to_numpy(dtype=object)
-            out[column] = ["n/a" if v is pd.NA or v is None else str(int(v)) for v in values]
-        else:
-            out[column] = [format_number(v) for v in series]
-    return Rendered(pd.DataFrame(out, index=frame.index, columns=list(frame.columns)))
-
-
-def _format_floats(values: np.ndarray, digits: int) -> list[str]:
-    text = np.char.mod(f"%.{digits}f", values).astype(object)
-    text[np.isnan(values)] = "n/a"
-    return text.tolist()
-
-
-def render_leaderboard(wide: pd.DataFrame, columns: Sequence[str]) -> Rendered:
-    """Leaderboard cells as 'mean ± std [low, high] (rank)'; the best of each column bold."""
-    head = ["scope", "method", "n_seeds", "n_pairs"]
-    out = pd.DataFrame({c: [format_number(v) for v in wide[c]] for c in head})
-    bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
-    for column in columns:
-        digits = _digits(column)
-        cells = []
-        for _, row in wide.iterrows():
-            text = format_number(row[column], digits)
-            if not _isnan(row.get(f"{column} std")):
-                text += f" ± {format_number(row[f'{column} std'], digits)}"
-            if f"{column} ci_low" in wide.columns and not _isnan(row[f"{column} ci_low"]):
-                text += f" [{format_number(row[f'{column} ci_low'], digits)}, " \
-                        f"{format_number(row[f'{column} ci_high'], digits)}]"
-            text += f" ({format_number(row[f'{column} rank'], 0)})"
-            cells.append(text)
-        out[column] = cells
-        bold[column] = (wide[f"{column} rank"] == 1).to_numpy()
-    return Rendered(out, bold)
-
-
-def render_paper(table: pd.DataFrame, columns: Sequence[str]) -> Rendered:
-    head = ["train", "test", "method", "n_seeds"]
-    out = pd.DataFrame({c: [format_number(v) for v in table[c]] for c in head})
-    bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
-    for column in columns:
-        digits = _digits(column)
-        out[column] = [format_number(m, digits) + ("" if _isnan(s) else f" ± {format_number(s, digits)}")
-                       for m, s in zip(table[column], table[f"{column} std"], strict=True)]
-        bold[column] = (table[f"{column} rank"] == 1).to_numpy()
-    return Rendered(out, bold)
-
-
-def render_significance(table: pd.DataFrame) -> Rendered:
-    out = render_generic(table.drop(columns=["ci_low", "ci_high"]))
-    frame = out.frame
-    ci = [f"[{format_number(lo, _digits(c))}, {format_number(hi, _digits(c))}]"
-          for lo, hi, c in zip(table["ci_low"], table["ci_high"], table["column"], strict=True)]
-    frame.insert(frame.columns.get_loc("estimate") + 1, "CI", ci)
-    frame["estimate"] = [format_number(v, _digits(c)) for v, c in zip(table["estimate"], table["column"],
-                                                                        strict=True)]
-    return Rendered(frame)
-
-
-def _isnan(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    try:
-        return bool(np.isnan(value))
-    except TypeError:
-        return False
-
-
-def to_markdown(rendered: Rendered) -> str:
-    """A GitHub-flavoured pipe table, columns padded to a common width; the best cells in bold."""
-    frame = rendered.frame
-    bold = np.zeros(frame.shape, dtype=bool)
-    if rendered.bold is not None:
-        for j, column in enumerate(frame.columns):
-            if column in rendered.bold.columns:
-                bold[:, j] = rendered.bold[column].to_numpy(dtype=bool)
-    cells = [[(f"**{c}**" if b else str(c)).replace("|", "\\|") for c, b in zip(row, marks, strict=True)]
-             for row, marks in zip(frame.to_numpy(dtype=object), bold, strict=True)]
-    headers = [str(c).replace("|", "\\|") for c in frame.columns]
-    widths = [max([len(h), 3, *(len(row[j]) for row in cells)]) for j, h in enumerate(headers)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    return "\n".join(lines)
-
-
-_TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                              "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                              "^": r"\textasciicircum{}", "±": r"$\pm$", "→": r"$\to$", "<": r"$<$", ">": r"$>$"})
-
-
-def tex_escape(text: str) -> str:
-    return str(text).translate(_TEX_ESCAPES)
-
-
-def to_latex(rendered: Rendered) -> str:
-    """A booktabs tabular (needs \\usepackage{booktabs}); the best cells in bold."""
-    frame = rendered.frame
-    cells = frame.to_numpy(dtype=object)
-    bold = np.zeros(cells.shape, dtype=bool)
-    if rendered.bold is not None:
-        for j, column in enumerate(frame.columns):
-            if column in rendered.bold.columns:
-                bold[:, j] = rendered.bold[column].to_numpy(dtype=bool)
-    lines = [r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule",
-             " & ".join(tex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
-    for row, marks in zip(cells, bold, strict=True):
-        lines.append(" & ".join(r"\textbf{" + tex_escape(c) + "}" if m else tex_escape(c)
-                                for c, m in zip(row, marks, strict=True)) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-# ============================================================================================ writing
-@dataclass
-class Table:
-    """A table to write: its CSV frame and its display rendering (one or several blocks with titles)."""
-
-    name: str
-    frame: pd.DataFrame
-    blocks: list[tuple[str, Rendered]]
-
-
-def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path]:
-    written = []
-    if "csv" in formats:
-        atomic_write_csv(folder / f"{table.name}.csv", table.frame)
-        written.append(folder / f"{table.name}.csv")
-    if "md" in formats:
-        parts = [(f"### {title}\n\n" if title else "") + to_markdown(r) + "\n" for title, r in table.blocks]
-        atomic_write_text(folder / f"{table.name}.md", "\n".join(parts) if parts else "(empty)\n")
-        written.append(folder / f"{table.name}.md")
-    if "tex" in formats:
-        parts = [(f"% {title}\n" if title else "") + to_latex(r) for title, r in table.blocks]
-        atomic_write_text(folder / f"{table.name}.tex", "\n".join(parts) if parts else "% (empty)\n")
-        written.append(folder / f"{table.name}.tex")
-    return written
-
-
-def _blocks_by(frame: pd.DataFrame, keys: Sequence[str], render: Any, title: Any) -> list[tuple[str, Rendered]]:
-    if frame.empty:
-        return []
-    blocks = []
-    for values, part in frame.groupby(list(keys), sort=False):
-        values = values if isinstance(values, tuple) else (values,)
-        blocks.append((title(*values), render(part.reset_index(drop=True))))
-    return blocks
-
-
 # ============================================================================================ the report
 @dataclass
 class Report:
@@ -974,10 +776,11 @@ def build_report(out: str | Path, *, settings: ReportSettings, progress: bool = 
                                      progress=progress)
     report = Report(settings=settings, tables=frames, leaderboard_long=board, figures=figures, warnings=warnings,
                     path=store.root / "report.md", seconds=0.0, test_sets=test_sets, resampled=resampled)
-    atomic_write_text(report.path, report_markdown(report, tidy=tidy, runs=runs, baseline=baseline))
+    atomic_write_text(report.path, report_markdown(report, tidy=tidy, runs=runs, baseline=baseline,
+                                                   leaderboards=_leaderboard_views(board, frames)))
     report.seconds = time.perf_counter() - t0
     if echo:
-        print(_terminal_summary(frames["pairs"], frames["controls"]))
+        print(terminal_summary(frames["pairs"], frames["controls"]))
         written = ", ".join(f"{name}.csv" for name in tables) if "csv" in settings.formats else "(no CSV)"
         print(f"\nTables written to {store.tables}: {written}"
               f"{' (+ .md, .tex)' if len(settings.formats) > 1 else ''}")
@@ -1024,7 +827,7 @@ def _tables(tidy: pd.DataFrame, board: pd.DataFrame, files: list[PredictionFile]
 
     wide = wide_leaderboard(board)
     columns = list(dict.fromkeys(board["column"]))
-    tables["leaderboard"] = Table("leaderboard", wide, _blocks_by(
+    tables["leaderboard"] = Table("leaderboard", wide, blocks_by(
         wide, ["scope"], lambda part: render_leaderboard(part, columns), lambda s: SCOPE_TITLES[s]))
     for attribute in ATTRIBUTES:
         chosen = attribute_columns(board, attribute)
@@ -1032,7 +835,7 @@ def _tables(tidy: pd.DataFrame, board: pd.DataFrame, files: list[PredictionFile]
             continue
         per_attribute = wide_leaderboard(board, chosen, prefix=False)
         names = [_metric_of(c) for c in chosen]
-        tables[f"leaderboard_{attribute}"] = Table(f"leaderboard_{attribute}", per_attribute, _blocks_by(
+        tables[f"leaderboard_{attribute}"] = Table(f"leaderboard_{attribute}", per_attribute, blocks_by(
             per_attribute, ["scope"], lambda part, n=names: render_leaderboard(part, n),
             lambda s, a=attribute: f"{a}: {SCOPE_TITLES[s]}"))
 
@@ -1041,14 +844,14 @@ def _tables(tidy: pd.DataFrame, board: pd.DataFrame, files: list[PredictionFile]
     paper = paper_table(tidy)
     paper_columns = [c for c in paper.columns if c not in ("train", "test", "scope", "method", "n_seeds")
                      and not c.endswith((" std", " rank"))]
-    tables["paper_pairs"] = Table("paper_pairs", paper, _blocks_by(
+    tables["paper_pairs"] = Table("paper_pairs", paper, blocks_by(
         paper, ["train", "test"], lambda part: render_paper(part, paper_columns), lambda a, b: f"{a} → {b}"))
 
     rates = group_rates(tidy, files, resampled, threshold=settings.threshold, alpha=settings.alpha)
     tables["group_rates"] = Table("group_rates", rates, [("", render_generic(rates))])
 
     sig = significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
-    tables["significance"] = Table("significance", sig, _blocks_by(
+    tables["significance"] = Table("significance", sig, blocks_by(
         sig, ["comparison", "level"], render_significance, lambda c, lv: f"{c}, {LEVELS[lv]}"))
     friedman = friedman_table(tidy, alpha=settings.alpha)
     tables["friedman"] = Table("friedman", friedman, [("", render_generic(friedman))])
@@ -1064,249 +867,19 @@ def _tables(tidy: pd.DataFrame, board: pd.DataFrame, files: list[PredictionFile]
     return tables
 
 
-# ============================================================================================ report.md
-def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord], baseline: str | None) -> str:
-    """report.md: settings, leaderboards, per-pair tables, significance, figures, definitions, selection,
-    seeds, groups, the benchmark check, provenance, and the notes a reader needs to interpret them."""
-    s, t = report.settings, report.tables
-    out = io.StringIO()
-    w = out.write
-    main = _main(tidy)
-    methods = sorted(main["method"].unique())
-    domains_train = sorted(main["train"].unique())
-    domains_test = sorted(tidy["test"].unique())
-    w("# Fairness generalization report\n\n")
-    w(f"Results folder `{report.path.parent}`; {len(runs)} finished job(s); methods: {', '.join(methods) or '-'}; "
-      f"training domains: {', '.join(domains_train) or '-'}; test domains: {', '.join(domains_test)}; "
-      f"baseline: {baseline or 'none'}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.\n\n")
-    w("## Settings\n\n")
-    settings_rows = [
-        ("threshold", f"{s.threshold} (a frame is predicted fake when P(fake) >= threshold)"),
-        ("group policy", f"{s.policy}: {POLICIES[s.policy]}"),
-        ("minimum group size", str(s.min_group_size)),
-        ("bootstrap", f"{s.n_boot} replicates, clusters = {s.cluster}, stratified by label x intersection group, "
-                      f"seed {s.seed}" if s.n_boot else "off (--bootstrap 0)"),
-        ("alpha", f"{s.alpha} ({100 * (1 - s.alpha):.0f}% intervals)"),
-        ("metrics", s.metrics),
-        ("computed with", _environment()),
-    ]
-    w(tabulate(settings_rows, headers=["setting", "value"], tablefmt="github") + "\n\n")
-    if report.warnings:
-        w("**Notes on this data.**\n\n" + "".join(f"- {x}\n" for x in report.warnings) + "\n")
-
-    w("## Leaderboards\n\n")
-    w(f"Per attribute: methods as rows; AUC and every fairness metric as columns; each cell is "
-      f"**mean ± std [{100 * (1 - s.alpha):.0f}% CI] (rank)**: the metric averaged over the scope's "
-      f"train -> test pairs, then mean and standard deviation (ddof=1) over training seeds. The CI comes from "
-      f"{s.n_boot} stratified cluster-bootstrap resamples of the test sets, each averaged exactly like the "
-      f"point value: it is the uncertainty due to the finite test sets for these trained models, while the std "
-      f"is the spread over seeds. It is the *basic* bootstrap interval (2 x mean - the replicate quantiles): a "
-      f"max - min gap over noisy group rates is biased upwards, resampling inflates it further, and the basic "
-      f"interval corrects for that shift (intervals are cut to the metric's range: gaps >= 0, rates <= 100). "
-      f"**A CI that lies below its mean says the observed gap is inflated by small-group noise**; see the "
-      f"group sizes below. Rank 1 (bold) is the best; fairness gaps are in "
-      f"percentage points, lower is fairer. All metrics at once: `tables/leaderboard.csv`.\n\n")
+def _leaderboard_views(board: pd.DataFrame,
+                       frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, list[str]]]:
+    """report.md's leaderboards, each with its metric columns: per attribute its table, then the detection
+    metrics' (keyed "detection")."""
+    views = {}
     for attribute in ATTRIBUTES:
         name = f"leaderboard_{attribute}"
-        if name in t:
-            w(f"### {attribute}\n\n")
-            w(_markdown_blocks(_blocks_by(
-                t[name], ["scope"], lambda part, a=attribute: render_leaderboard(
-                    part, [_metric_of(c) for c in attribute_columns(report.leaderboard_long, a)]),
-                lambda sc: SCOPE_TITLES[sc])))
-            w(f"(`tables/{name}.csv`, `.md`, `.tex`)\n\n")
-    detection = [c for c in dict.fromkeys(report.leaderboard_long["column"]) if "/" not in c]
+        if name in frames:
+            views[attribute] = (frames[name], [_metric_of(c) for c in attribute_columns(board, attribute)])
+    detection = [c for c in dict.fromkeys(board["column"]) if "/" not in c]
     if detection:
-        w("### Detection metrics\n\n")
-        wide = wide_leaderboard(report.leaderboard_long, detection)
-        w(_markdown_blocks(_blocks_by(wide, ["scope"], lambda part: render_leaderboard(part, detection),
-                                      lambda sc: SCOPE_TITLES[sc])))
-        w("AP, EER and video_AUC are not bootstrapped (they need a full ROC per replicate): no CI.\n\n")
-
-    w("## Per train -> test pair\n\n")
-    w("Mean ± std over seeds, laid out like the paper's tables (F_FPR, F_OAE, F_DP, F_MEO for the "
-      "intersection, gender and race, then AUC); bold = best per column within the pair. "
-      "Every metric per pair: `tables/pairs.csv`.\n\n")
-    paper = t["paper_pairs"]
-    paper_columns = [c for c in paper.columns if c not in ("train", "test", "scope", "method", "n_seeds")
-                     and not c.endswith((" std", " rank"))]
-    w(_markdown_blocks(_blocks_by(paper, ["train", "test"], lambda part: render_paper(part, paper_columns),
-                                  lambda a, b: f"{a} → {b}"), level=3))
-
-    w("## Significance\n\n")
-    w(_significance_text(t["significance"], t["friedman"], s, methods, baseline))
-
-    if report.figures:
-        w("## Figures\n\n")
-        w(_figures_text(report.figures, report.path.parent))
-
-    w("## Metric definitions\n\n")
-    used = list(dict.fromkeys(tidy["metric"]))
-    rows = [(m, METRICS.get(m).kind, "higher" if METRICS.get(m).higher_is_better else "lower",
-             "x100" if METRICS.get(m).unit == "%" else "raw", " ".join(METRICS.get(m).doc.split())) for m in used]
-    w(tabulate(rows, headers=["metric", "kind", "better", "unit", "definition"], tablefmt="github") + "\n\n")
-    w(f"Fairness metrics are computed per attribute (gender: 2 groups, race: 4, intersection: 8) under the "
-      f"'{s.policy}' group policy; a group enters a gap only if it holds at least {s.min_group_size} "
-      f"sample(s).\n\n")
-
-    w("## Model selection\n\n")
-    w(_selection_text(runs))
-    w("## Seeds\n\n")
-    w(to_markdown(render_generic(t["seeds"])) + "\n\n")
-    w("## Groups behind each gap\n\n")
-    w("How many groups entered each fairness gap (min-max over the jobs predicting the domain) and the smallest "
-      "group among them; a gap between few or tiny groups is weak evidence. Per metric: `tables/groups.csv`.\n\n")
-    w(to_markdown(render_generic(_groups_summary(t["groups"]))) + "\n\n")
-    if len(t["controls"]):
-        w("## Benchmark check\n\n")
-        w("The baseline's in-domain intersection F_FPR on a domain with its bias knobs on, against the same "
-          "domain with them off: a benchmark whose baseline is not clearly less fair with the knobs on measures "
-          "nothing.\n\n")
-        w(to_markdown(render_generic(t["controls"])) + "\n\n")
-    w("## Provenance\n\n")
-    w("Every finished job: its identity hash (folder suffix), selection, git revision, device and package "
-      "versions (`tables/provenance.csv` has them all).\n\n")
-    prov = t["provenance"]
-    keep = [c for c in ("job", "role", "config_hash", "selection", "best_epoch", "git_revision", "git_dirty",
-                        "device", "pkg torch", "pkg numpy", "finished") if c in prov.columns]
-    w(to_markdown(render_generic(prov[keep])) + "\n")
-    return out.getvalue()
-
-
-def _environment() -> str:
-    """The analysis software's versions (the runs' own are in the provenance table)."""
-    import platform
-    from importlib import metadata
-
-    versions = []
-    for name in ("fairness-generalization-bench", "numpy", "pandas", "scipy"):
-        try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} (not installed as a package)")
-    return f"Python {platform.python_version()}, " + ", ".join(versions)
-
-
-def _markdown_blocks(blocks: list[tuple[str, Rendered]], level: int = 4) -> str:
-    if not blocks:
-        return "(no data)\n\n"
-    return "".join(f"{'#' * level} {title}\n\n{to_markdown(r)}\n\n" for title, r in blocks)
-
-
-def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSettings, methods: list[str],
-                       baseline: str | None) -> str:
-    out = io.StringIO()
-    w = out.write
-    if len(methods) < 2:
-        w(f"Only one method ({', '.join(methods) or 'none'}) has finished runs: there is nothing to compare. "
-          f"With two or more, this section tests every method against the baseline and every pair of methods.\n\n")
-        return out.getvalue()
-    w(f"Estimates are *method - other* in the column's unit; `favours` names the better one by the metric's "
-      f"direction. Tests: **DeLong** (AUC, one train -> test pair: the seed-averaged AUCs of the two methods "
-      f"on the same test samples, Obuchowski's clustered variance over {s.cluster if s.cluster != 'none' else 'frames'}"
-      f"), **paired bootstrap** (every other metric on one pair: the same {s.n_boot} resampled test sets for "
-      f"both methods), **sign-flip** (exact permutation over the training seeds both methods have, on the scope "
-      f"averages; S seeds cannot give p below 2/2^S), **Wilcoxon** (signed-rank over the scope's train -> test "
-      f"pairs, seed means; Hodges-Lehmann estimate and its exact interval). A *family* is one comparison set "
-      f"(vs baseline or pairwise), one level, one scope and one metric; `p_holm` (Holm, family-wise) and "
-      f"`p_bh` (Benjamini-Hochberg, false discovery rate) are corrected within it and `family` gives its "
-      f"size. `significant` means p_holm < {s.alpha}. The claims are the Wilcoxon rows with Holm's "
-      f"correction. Full table: `tables/significance.csv`.\n\n")
-    view = sig[sig["column"].isin(HEADLINE)]
-    for comparison in ("vs baseline", "pairwise"):
-        if comparison == "vs baseline" and baseline is None:
-            continue
-        for level in ("pairs", "seeds", "pair"):
-            part = view[(view["comparison"] == comparison) & (view["level"] == level)]
-            if part.empty:
-                continue
-            if level == "pair":
-                part = part[part["column"] == "AUC"] if comparison == "pairwise" else part
-            w(f"### {comparison}: {LEVELS[level]}\n\n")
-            keep = ["method", "other", "scope", "train", "test", "column", "test_name", "n", "estimate", "ci_low",
-                    "ci_high", "p", "p_holm", "p_bh", "family_size", "favours", "significant"]
-            if level != "pair":
-                keep = [c for c in keep if c not in ("train", "test")]
-            w(to_markdown(render_significance(part[keep])) + "\n\n")
-    w("### Friedman test and critical differences\n\n")
-    w("Friedman's test over the train -> test pairs that every method has, with Nemenyi's critical difference "
-      "(CD) of mean ranks (rank 1 = best). This is a **description**, not a claim: the mean-rank post-hoc "
-      "comparison of two methods depends on which other methods are in the comparison (Benavoli, Corani & "
-      "Mangili, JMLR 17, 2016), so adding or removing a method can change whether two others differ. The "
-      "claims above use pairwise Wilcoxon tests with Holm's correction instead. CD diagrams are among the "
-      "figures.\n\n")
-    view = friedman[friedman["column"].isin(HEADLINE)]
-    if view.empty:
-        w("(not enough methods or pairs)\n\n")
-    else:
-        w(to_markdown(render_generic(view)) + "\n\n")
-    return out.getvalue()
-
-
-def _figures_text(figures: dict[str, list[Path]], root: Path) -> str:
-    captions = {
-        "heatmaps": "Per method, the train x test matrix of AUC and of intersection F_FPR (seed means).",
-        "pareto": "Fairness (intersection F_FPR, lower is fairer) against AUC per method, with bootstrap CIs; "
-                  "the line joins the Pareto-optimal methods.",
-        "group_rates": "Per intersection group, FPR and TPR per method (averaged like the leaderboard), with "
-                       "bootstrap CIs.",
-        "roc": "Per method, ROC curves per intersection group for each train -> test pair (first seed).",
-        "cd": "Critical-difference diagrams (Friedman / Nemenyi; descriptive, see Significance).",
-    }
-    out = io.StringIO()
-    for kind, paths in figures.items():
-        out.write(f"### {kind.replace('_', ' ')}\n\n{captions.get(kind, '')}\n\n")
-        for path in paths:
-            rel = path.relative_to(root) if path.is_relative_to(root) else path
-            out.write(f"![{path.stem}]({rel.as_posix()})\n\n")
-    return out.getvalue()
-
-
-def _selection_text(runs: list[RunRecord]) -> str:
-    rules: dict[str, int] = {}
-    for run in runs:
-        training = run.config.get("training", {}) or {}
-        rule = training.get("selection") or run.config.get("config", {}).get("train", {}).get("selection") or "unknown"
-        rules[rule] = rules.get(rule, 0) + 1
-    meaning = {"val_auc": "the epoch with the best AUC on the training domain's validation split",
-               "val_loss": "the epoch with the lowest loss on the training domain's validation split",
-               "last": "the last epoch"}
-    lines = [f"- `{rule}` ({n} job(s)): {meaning.get(rule, 'as recorded in config.json')}\n" for rule, n in
-             rules.items()]
-    return ("Checkpoints were chosen on the training domain only; no test domain was looked at before the "
-            "predictions were written.\n\n" + "".join(lines) + "\n")
-
-
-def _groups_summary(groups: pd.DataFrame) -> pd.DataFrame:
-    if groups.empty:
-        return groups
-    return (groups.groupby(["test", "attribute"], sort=False)
-            .agg(n_groups_min=("n_groups_min", "min"), n_groups_max=("n_groups_max", "max"),
-                 smallest_group=("min_group_n", "min")).reset_index())
-
-
-# ============================================================================================ terminal
-def _terminal_summary(pairs: pd.DataFrame, controls: pd.DataFrame) -> str:
-    """Per (method, train domain): in-domain and mean cross-domain AUC and intersection gaps."""
-    columns = [m if a == "all" else f"{a}/{m}" for a, m in SUMMARY]
-    present = [c for c in columns if c in pairs.columns]
-    rows = []
-    for (method, role, train), group in pairs.groupby(["method", "role", "train"], sort=False):
-        intra = group[group["scope"] == "intra"][present].mean()
-        cross = group[group["scope"] == "cross"][present].mean()
-        name = method if role == "main" else f"{method} (control)"
-        rows.append([name, train, *intra.to_numpy(), *cross.to_numpy()])
-    headers = ["method", "train"] + [f"intra {_short(c)}" for c in present] + [f"cross {_short(c)}" for c in present]
-    text = "Leaderboard (mean over seeds; cross = mean over the other test domains; gaps in percentage points)\n"
-    text += tabulate(rows, headers=headers, floatfmt=".1f", missingval="-")
-    if len(controls):
-        text += "\n\nBenchmark check: the baseline's in-domain intersection F_FPR with the bias knobs on vs off\n"
-        text += tabulate(controls.to_numpy().tolist(), headers=list(controls.columns), floatfmt=".1f")
-    return text
-
-
-def _short(column: str) -> str:
-    return column.replace("intersection/", "int/")
+        views["detection"] = (wide_leaderboard(board, detection), detection)
+    return views
 
 
 @contextmanager
