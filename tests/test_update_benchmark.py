@@ -1,7 +1,8 @@
 """One training step of each method at the default preset's size (32 px, 32 real/fake pairs, bench-small).
 
 Run `pytest tests/test_update_benchmark.py --benchmark-enable` to compare: the fair losses must cost at
-most 10% more than the baseline's step (their CVaRs are a sort and a few vector operations)."""
+most 10% more than the baseline's step (their CVaRs are a sort and a few vector operations); PG-FDD runs
+three backbones, a decoder and SAM's two passes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def default_batch(pairs: int = 32) -> Batch:
                  rows=np.arange(n))
 
 
-@pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam"])
+@pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam", "pg-fdd", "pg-fdd-nosam"])
 def test_update_step(benchmark, name: str) -> None:
     torch.manual_seed(0)
     run = build_config(preset="default")
