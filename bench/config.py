@@ -134,7 +134,7 @@ _SYNTHETIC_OPTIMISER = {"backbone": "bench-small", "optimizer": "adam", "lr": 1e
 # A preset is one more layer over the defaults. `paper` is the defaults themselves (METHODS.md).
 PRESETS: dict[str, Layer] = {
     "quick": {
-        "data": {"image_size": 32, "synthetic_scale": 0.5},
+        "data": {"image_size": 32, "synthetic_scale": 0.3},
         "train": {"epochs": 3, "batch_size": 32},
         "method": _SYNTHETIC_OPTIMISER,
     },
@@ -146,7 +146,7 @@ PRESETS: dict[str, Layer] = {
     "paper": {},
 }
 PRESET_HELP = {
-    "quick": "smoke tests: half-size synthetic domains, 3 epochs, seconds per job",
+    "quick": "smoke tests: synthetic domains at 30% size, 3 epochs, seconds per job",
     "default": "the synthetic benchmark at 32 px with a small CNN: minutes for the whole grid on a CPU",
     "paper": "the published recipe: Xception at 256 px, 100 epochs, SGD 5e-4 (needs a GPU)",
 }
