@@ -55,3 +55,36 @@ def test_loss_goes_down_on_an_easy_batch(method: Method) -> None:
     with torch.inference_mode():
         logits = method(batch.images)
     assert (logits[8:].mean() > logits[:8].mean()).item(), "fakes should score higher than reals"
+
+
+class HostSync(AssertionError):
+    pass
+
+
+def test_update_never_waits_for_the_device(method: Method, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training step must not read tensor values on the host (`.item()`, `.cpu()`, `float(t)`, `if t:`, numpy):
+    on a GPU each such read stalls the step until the device has caught up. Checked on the CPU by making every
+    such read raise during `update`, except the optimiser's own step counters (host tensors by design)."""
+    method.train()
+    batch = easy_batch()
+    method.update(batch)  # creates the optimiser state
+    counters = {id(state["step"]) for opt in _optimizers(method) for state in opt.state.values() if "step" in state}
+
+    def refuse(name: str):
+        original = getattr(torch.Tensor, name)
+
+        def guarded(self: torch.Tensor, *args, **kwargs):
+            if id(self) in counters:
+                return original(self, *args, **kwargs)
+            raise HostSync(f"Tensor.{name} inside update()")
+        return guarded
+
+    for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse(name))
+    logs = method.update(batch)
+    monkeypatch.undo()
+    assert "loss" in logs
+
+
+def _optimizers(method: Method) -> list[torch.optim.Optimizer]:
+    return [v for v in vars(method).values() if isinstance(v, torch.optim.Optimizer)]
