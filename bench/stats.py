@@ -920,15 +920,9 @@ def holm(p_values: Any) -> np.ndarray:
     Sorted ascending, p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)), m the number of non-NaN p-values
     (the family); NaN stays NaN and does not count.
     """
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = valid.shape[0]
-    if m == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out[order] = adjusted
+    p, out, order = _family(p_values)
+    m = order.shape[0]
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     return out
 
 
@@ -937,16 +931,19 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
 
     Sorted ascending, p~_(i) = min_{j >= i} min(1, m p_(j) / j), m the number of non-NaN p-values.
     """
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = valid.shape[0]
-    if m == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
+    p, out, order = _family(p_values)
+    m = order.shape[0]
     scaled = m * p[order] / np.arange(1, m + 1)
     out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
     return out
+
+
+def _family(p_values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The p-values as floats, an all-NaN output of their shape, and the positions of the non-NaN ones in
+    ascending order of p (the family a correction works on; NaN stays NaN and does not count)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    valid = np.flatnonzero(~np.isnan(p))
+    return p, np.full(p.shape, np.nan), valid[np.argsort(p[valid], kind="stable")]
 
 
 # ============================================================================================ rank tests
