@@ -52,7 +52,7 @@ def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None
         log(f"{skipped} of {len(plan)} job(s) already finished in {store.runs}; skipping them.")
     if not todo:
         return []
-    n_jobs = _parallel_jobs(n_jobs, run, len(todo), log)
+    n_jobs = parallel_jobs(n_jobs, run, len(todo), log)
     threads = run.train.threads or (max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0)
     if backend == "dask":
         results = _dask(todo, states=states, run=run, store=store, n_jobs=n_jobs, threads=threads,
@@ -84,7 +84,9 @@ def prepare_data(jobs: list[Job], *, run: RunConfig, log: Any = print) -> None:
             log(f"  {len(cache.manifest)} frames in {time.perf_counter() - t0:.1f} s")
 
 
-def _parallel_jobs(n_jobs: int | None, run: RunConfig, todo: int, log: Any) -> int:
+def parallel_jobs(n_jobs: int | None, run: RunConfig, todo: int, log: Any = print) -> int:
+    """Jobs at a time: ``n_jobs`` (default 1), but one per GPU when several are visible to a CUDA run (more
+    would share a GPU), and never more than there are jobs."""
     gpus = visible_gpus() if run.train.device in ("auto", "cuda") else 0
     if n_jobs is None:
         n_jobs = gpus if gpus > 1 else 1
