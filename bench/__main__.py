@@ -141,14 +141,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.metrics import METRICS
-    from bench.report import make_report, parse_formats
+    from bench.report import Selection, make_report, parse_formats
 
     METRICS.select(args.metrics)  # an unknown metric or format is reported before any file is read
     formats = parse_formats(args.formats)
     make_report(args.out, metrics=args.metrics, threshold=args.threshold, policy=args.policy,
                 min_group_size=args.min_group_size, baseline=args.baseline, n_boot=args.bootstrap,
                 alpha=args.alpha, cluster=args.cluster, formats=formats, plots=not args.no_plots, seed=args.seed,
-                progress=not args.no_progress)
+                selection=Selection(methods=args.methods, train=args.train, test=args.test),
+                report_dir=args.report_dir, progress=not args.no_progress)
     return 0
 
 
@@ -382,6 +383,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="which groups enter a fairness gap (docs: METRICS.md)")
     p.add_argument("--min-group-size", type=_positive_int, default=1, help="leave smaller groups out of gaps")
     p.add_argument("--metrics", default="all", help="metric names, aliases or globs (default: all)")
+    p.add_argument("--methods", default="all", help="report only these methods (names or globs, comma-separated)")
+    p.add_argument("--train", default="all", help="only these training domains, e.g. synth-ff (the paper's protocol)")
+    p.add_argument("--test", default="all", help="only these test domains")
+    p.add_argument("--report-dir", type=Path, default=None,
+                   help="where tables, figures and report.md go (default: the results folder; for a selection "
+                        "made with --methods/--train/--test, OUT/reports/<selection>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_report)
     return parser

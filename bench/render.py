@@ -256,7 +256,8 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
     domains_train = sorted(main["train"].unique())
     domains_test = sorted(tidy["test"].unique())
     w("# Fairness generalization report\n\n")
-    w(f"Results folder `{report.path.parent}`; {len(runs)} finished job(s); methods: {', '.join(methods) or '-'}; "
+    w(f"Results folder `{report.results or report.path.parent}`; {len(runs)} finished job(s); "
+      f"methods: {', '.join(methods) or '-'}; "
       f"training domains: {', '.join(domains_train) or '-'}; test domains: {', '.join(domains_test)}; "
       f"baseline: {baseline or 'none'}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.\n\n")
     w("## Settings\n\n")
@@ -268,6 +269,7 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
                       f"seed {s.seed}" if s.n_boot else "off (--bootstrap 0)"),
         ("alpha", f"{s.alpha} ({100 * (1 - s.alpha):.0f}% intervals)"),
         ("metrics", s.metrics),
+        ("selection", s.selection.describe()),
         ("computed with", _environment()),
     ]
     w(tabulate(settings_rows, headers=["setting", "value"], tablefmt="github") + "\n\n")

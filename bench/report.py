@@ -22,7 +22,9 @@ tables read (CSV, Markdown, LaTeX, report.md's text, the terminal summary). In o
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import re
 import time
 import warnings
 import zlib
@@ -71,6 +73,63 @@ GROUP_NAMES = {
 
 # ============================================================================================ settings
 @dataclass(frozen=True)
+class Selection:
+    """Which predictions a report covers: comma-separated names or globs of methods, training domains and
+    test domains (``all``: every one in the results folder). A report of a selection is written to its own
+    folder (``reports/<name>``), so the report of the whole folder is never overwritten by a part of it."""
+
+    methods: str = "all"
+    train: str = "all"
+    test: str = "all"
+
+    @property
+    def everything(self) -> bool:
+        return all(_patterns(v) is None for v in (self.methods, self.train, self.test))
+
+    def describe(self) -> str:
+        parts = [f"{flag} {value}" for flag, value in self._flags() if _patterns(value) is not None]
+        return ", ".join(parts) or "everything in the results folder"
+
+    def folder_name(self) -> str:
+        """``train-synth-ff_methods-pg-fdd+xception``: the selection as a folder name."""
+        parts = [f"{flag.removeprefix('--')}-{'+'.join(_patterns(value))}" for flag, value in self._flags()
+                 if _patterns(value) is not None]
+        return re.sub(r"[^A-Za-z0-9._+-]", "", "_".join(parts).replace("*", "x")) or "all"
+
+    def apply(self, files: list[PredictionFile]) -> list[PredictionFile]:
+        """The files of the selected methods, training domains and test domains; a pattern that matches
+        nothing there is a `BenchError` naming what there is."""
+        for flag, value, names in (("--methods", self.methods, {f.run.method for f in files}),
+                                   ("--train", self.train, {f.run.train for f in files}),
+                                   ("--test", self.test, {f.domain for f in files})):
+            for pattern in _patterns(value) or ():
+                if not fnmatch.filter(names, pattern):
+                    raise BenchError(f"{flag} {pattern!r} matches nothing in this results folder; there: "
+                                     f"{', '.join(sorted(names))}.")
+        kept = [f for f in files if _selected(f.run.method, self.methods) and _selected(f.run.train, self.train)
+                and _selected(f.domain, self.test)]
+        if not kept:
+            raise BenchError(f"No predictions match {self.describe()}; widen the selection.")
+        for i, f in enumerate(kept):
+            f.index = i
+        return kept
+
+    def _flags(self) -> list[tuple[str, str]]:
+        return [("--methods", self.methods), ("--train", self.train), ("--test", self.test)]
+
+
+def _patterns(value: str) -> list[str] | None:
+    """The comma-separated patterns of a selection flag; None for ``all`` (or nothing given)."""
+    patterns = [p.strip() for p in value.split(",") if p.strip()]
+    return None if not patterns or "all" in patterns else patterns
+
+
+def _selected(name: str, value: str) -> bool:
+    patterns = _patterns(value)
+    return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     """What a report computes; every field is printed into report.md."""
 
@@ -85,6 +144,7 @@ class ReportSettings:
     formats: tuple[str, ...] = FORMATS
     plots: bool = True
     seed: int = 0
+    selection: Selection = Selection()
 
     def __post_init__(self) -> None:
         if self.cluster not in CLUSTERS:
@@ -736,26 +796,40 @@ class Report:
     seconds: float
     test_sets: dict[str, TestSet] = field(default_factory=dict)
     resampled: Resampled | None = None
+    results: Path | None = None  # the results folder the predictions came from
 
 
 def make_report(out: str | Path, *, metrics: str = "all", threshold: float = 0.5, policy: str = "both-classes",
                 min_group_size: int = 1, baseline: str | None = None, n_boot: int = 1000, alpha: float = 0.05,
                 cluster: str = "video", formats: Sequence[str] = FORMATS, plots: bool = True, seed: int = 0,
-                progress: bool = True, echo: bool = True) -> dict[str, pd.DataFrame]:
-    """Write every table (``formats``), every figure (``plots``) and report.md for the results folder ``out``;
-    print a compact leaderboard (``echo``). Returns the tables by name (as written to CSV)."""
+                selection: Selection = Selection(), report_dir: str | Path | None = None, progress: bool = True,
+                echo: bool = True) -> dict[str, pd.DataFrame]:
+    """Write every table (``formats``), every figure (``plots``) and report.md for the results folder ``out``
+    (or the part of it that ``selection`` keeps); print a compact leaderboard (``echo``). Returns the tables
+    by name (as written to CSV)."""
     return build_report(out, settings=ReportSettings(
         metrics=metrics, threshold=threshold, policy=policy, min_group_size=min_group_size, baseline=baseline,
-        n_boot=n_boot, alpha=alpha, cluster=cluster, formats=tuple(formats), plots=plots, seed=seed),
-        progress=progress, echo=echo).tables
+        n_boot=n_boot, alpha=alpha, cluster=cluster, formats=tuple(formats), plots=plots, seed=seed,
+        selection=selection), report_dir=report_dir, progress=progress, echo=echo).tables
 
 
-def build_report(out: str | Path, *, settings: ReportSettings, progress: bool = True, echo: bool = True) -> Report:
+def report_folder(out: str | Path, selection: Selection, report_dir: str | Path | None = None) -> Path:
+    """Where a report goes: ``report_dir`` when given, else the results folder itself for a report of
+    everything and ``<out>/reports/<selection>`` for a part."""
+    if report_dir is not None:
+        return Path(report_dir)
+    return Path(out) if selection.everything else Path(out) / "reports" / selection.folder_name()
+
+
+def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str | Path | None = None,
+                 progress: bool = True, echo: bool = True) -> Report:
     """`make_report`, returning the full `Report`."""
     t0 = time.perf_counter()
     store = Store(out)
-    files = load_predictions(store, progress=progress)
-    runs = store.finished_runs()
+    files = settings.selection.apply(load_predictions(store, progress=progress))
+    used = {f.run.job_id for f in files}
+    runs = [run for run in store.finished_runs() if run.job_id in used]
+    destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
     tidy = tidy_metrics(files, settings)
     baseline, warnings = _baseline(tidy, settings.baseline)
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
@@ -764,28 +838,30 @@ def build_report(out: str | Path, *, settings: ReportSettings, progress: bool = 
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
     board = leaderboard(tidy, resampled, alpha=settings.alpha)
     tables = _tables(tidy, board, files, resampled, test_sets, runs, settings, baseline)
-    store.tables.mkdir(parents=True, exist_ok=True)
+    destination.tables.mkdir(parents=True, exist_ok=True)
     for table in tables.values():
-        write_table(table, store.tables, settings.formats)
+        write_table(table, destination.tables, settings.formats)
     frames = {name: t.frame for name, t in tables.items()}
     figures: dict[str, list[Path]] = {}
     if settings.plots:
         from bench import plots
 
-        figures = plots.make_figures(frames, board=board, files=files, folder=store.figures, alpha=settings.alpha,
+        figures = plots.make_figures(frames, board=board, files=files, folder=destination.figures,
+                                     alpha=settings.alpha,
                                      progress=progress)
     report = Report(settings=settings, tables=frames, leaderboard_long=board, figures=figures, warnings=warnings,
-                    path=store.root / "report.md", seconds=0.0, test_sets=test_sets, resampled=resampled)
+                    path=destination.root / "report.md", seconds=0.0, test_sets=test_sets, resampled=resampled,
+                    results=store.root)
     atomic_write_text(report.path, report_markdown(report, tidy=tidy, runs=runs, baseline=baseline,
                                                    leaderboards=_leaderboard_views(board, frames)))
     report.seconds = time.perf_counter() - t0
     if echo:
         print(terminal_summary(frames["pairs"], frames["controls"]))
         written = ", ".join(f"{name}.csv" for name in tables) if "csv" in settings.formats else "(no CSV)"
-        print(f"\nTables written to {store.tables}: {written}"
+        print(f"\nTables written to {destination.tables}: {written}"
               f"{' (+ .md, .tex)' if len(settings.formats) > 1 else ''}")
         if figures:
-            print(f"Figures written to {store.figures}: {sum(len(v) for v in figures.values())} PNG file(s)")
+            print(f"Figures written to {destination.figures}: {sum(len(v) for v in figures.values())} PNG file(s)")
         print(f"Report: {report.path} ({report.seconds:.1f} s)")
         for warning in warnings:
             print(f"note: {warning}")

@@ -277,6 +277,55 @@ def test_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "25 replicates, clusters = identity" in text and "90% intervals" in text
 
 
+# ------------------------------------------------------------------------------------------ selection
+def test_a_selection_reports_exactly_its_jobs_in_its_own_folder(tmp_path: Path) -> None:
+    """--train dA gives the numbers of a folder that holds only the dA-trained jobs, written under
+    reports/train-dA; the whole folder's report stays untouched."""
+    out = copy_results(tmp_path / "all")
+    only_da = copy_results(tmp_path / "dA", keep=("xception__dA__", "fair-x__dA__", "strong-x__dA__"))
+    main_report = main(["report", "--out", str(out), "--no-plots", "--no-progress", "--bootstrap", "20"])
+    assert main_report == 0
+    before = (out / "report.md").read_bytes(), (out / "tables" / "metrics.csv").read_bytes()
+    part = R.build_report(out, settings=R.ReportSettings(n_boot=20, plots=False, selection=R.Selection(train="dA")),
+                          progress=False, echo=False)
+    reference = R.build_report(only_da, settings=R.ReportSettings(n_boot=20, plots=False), progress=False,
+                               echo=False)
+    assert part.path == out / "reports" / "train-dA" / "report.md" and part.path.exists()
+    assert (out / "reports" / "train-dA" / "tables" / "leaderboard.csv").exists()
+    assert before == ((out / "report.md").read_bytes(), (out / "tables" / "metrics.csv").read_bytes())
+    pd.testing.assert_frame_equal(part.tables["metrics"].drop(columns="job"),
+                                  reference.tables["metrics"].drop(columns="job"))
+    columns = ["scope", "method", "n_seeds", "n_pairs", "AUC", "intersection/F_FPR"]
+    pd.testing.assert_frame_equal(part.tables["leaderboard"][columns], reference.tables["leaderboard"][columns])
+    assert set(part.tables["provenance"]["train"]) == {"dA"}
+    assert "| selection          | --train dA " in part.path.read_text()
+
+
+def test_selection_by_method_glob_and_test_domain(tmp_path: Path) -> None:
+    out = copy_results(tmp_path)
+    part = R.build_report(out, settings=R.ReportSettings(
+        n_boot=0, plots=False, selection=R.Selection(methods="*-x", test="dB,dC")), report_dir=tmp_path / "mine",
+        progress=False, echo=False)
+    metrics = part.tables["metrics"]
+    assert set(metrics["method"]) == {"fair-x", "strong-x"} and set(metrics["test"]) == {"dB", "dC"}
+    assert part.path == tmp_path / "mine" / "report.md"
+    assert R.Selection(methods="*-x", test="dB,dC").folder_name() == "methods-x-x_test-dB+dC"
+    assert R.Selection(train="all").everything and R.report_folder(out, R.Selection()) == out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--train", "dZ"], "--train 'dZ' matches nothing in this results folder; there: dA, dA-nobias, dB."),
+    (["--methods", "nobody*"], "--methods 'nobody*' matches nothing in this results folder; there: fair-x, "),
+])
+def test_selection_that_matches_nothing_names_what_there_is(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                             argv: list[str], message: str) -> None:
+    out = copy_results(tmp_path)
+    assert main(["report", "--out", str(out), "--no-plots", "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (out / "reports").exists() and not (out / "report.md").exists()
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--formats", "csv,pdf"], "Unknown format(s) 'pdf' in --formats"),
     (["--bootstrap", "-5"], "--bootstrap must be a whole number >= 0"),
