@@ -2,7 +2,7 @@
 
 Reads only the results folder (no torch, no retraining; `bench.plots` is imported only for figures).
 Every table is written as CSV first, then rendered to Markdown and LaTeX with the same numbers
-(``formats``); results/README.md lists the files. This module computes; `bench.render` decides how the
+(``formats``); report.md names each table's file. This module computes; `bench.render` decides how the
 tables read (CSV, Markdown, LaTeX, report.md's text, the terminal summary). In order:
 
 1. every finished job's predictions are read and grouped into *test sets*: the predictions of one test
