@@ -827,8 +827,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     t0 = time.perf_counter()
     store = Store(out)
     files = settings.selection.apply(load_predictions(store, progress=progress))
-    used = {f.run.job_id for f in files}
-    runs = [run for run in store.finished_runs() if run.job_id in used]
+    runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
     destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
     tidy = tidy_metrics(files, settings)
     baseline, warnings = _baseline(tidy, settings.baseline)

@@ -846,8 +846,7 @@ def sign_flip_test(differences: Any, *, alpha: float = 0.05, max_exact: int = 16
     differences (a seed missing on one side) are dropped.
     """
     alpha = _alpha(alpha)
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[~np.isnan(d)]
+    d = _paired(differences)
     n = d.shape[0]
     if n == 0:
         return TestResult(float("nan"), float("nan"), float("nan"), float("nan"), 0, True)
@@ -869,6 +868,12 @@ def sign_flip_test(differences: Any, *, alpha: float = 0.05, max_exact: int = 16
     return TestResult(float(d.mean()), float(low), float(high), min(1.0, p), n, exact)
 
 
+def _paired(differences: Any) -> np.ndarray:
+    """The paired differences as floats, NaNs (a value missing on one side) dropped."""
+    d = np.asarray(differences, dtype=np.float64)
+    return d[~np.isnan(d)]
+
+
 def _t_interval(d: np.ndarray, alpha: float) -> tuple[float, float]:
     half = sps.t.ppf(1.0 - alpha / 2.0, d.shape[0] - 1) * d.std(ddof=1) / math.sqrt(d.shape[0])
     return float(d.mean() - half), float(d.mean() + half)
@@ -885,8 +890,7 @@ def wilcoxon_test(differences: Any, *, alpha: float = 0.05) -> TestResult:
     all-zero differences give p = 1.
     """
     alpha = _alpha(alpha)
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[~np.isnan(d)]
+    d = _paired(differences)
     n = d.shape[0]
     if n == 0:
         return TestResult(float("nan"), float("nan"), float("nan"), float("nan"), 0, True)
