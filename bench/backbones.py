@@ -1,16 +1,18 @@
 """Backbones: any timm model by name, plus small CNNs sized for the synthetic benchmark on a CPU.
 
 Every backbone maps images (N, 3, H, W) to a feature map (N, C, h, w) and exposes ``num_features`` (C),
-so a method can pool it (the baseline) or decode from it (PG-FDD). Nothing is downloaded: pretrained
-weights come only from a file the user names.
+so a method can pool it (the baseline's `BackboneClassifier`, a building block any method may use) or
+decode from it (PG-FDD). Nothing is downloaded: pretrained weights come only from a file the user names.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import ConfigError
@@ -111,3 +113,16 @@ def load_pretrained(backbone: nn.Module, path: Path) -> None:
     if missing or unexpected:
         raise ConfigError(f"Pretrained weights {str(path)!r} do not fit backbone: {len(missing)} missing "
                           f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}) keys.")
+
+
+class BackboneClassifier(nn.Module):
+    """Backbone feature map -> ReLU -> global average pool -> Linear(C, 1): one fake-logit per image."""
+
+    def __init__(self, config: Any) -> None:  # a MethodConfig: its backbone and pretrained settings
+        super().__init__()
+        self.backbone = create_backbone(config.backbone, pretrained=config.pretrained)
+        self.head = nn.Linear(self.backbone.num_features, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = F.relu(self.backbone(images))  # (N, C, h, w)
+        return self.head(features.mean(dim=(2, 3))).squeeze(1)  # (N,)

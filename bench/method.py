@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from bench.batch import Batch
 from bench.config import MethodConfig
-from bench.data.loader import Batch
 from bench.registry import Registry
 
 
@@ -40,12 +40,17 @@ class MethodInfo:
     """What the runner tells a method about the job it is built for."""
 
     image_size: int
-    group_counts: tuple[int, ...]  # training-split frames per intersectional group (8 groups)
+    group_counts: tuple[int, ...]  # training-split frames per intersectional group (bench.groups coding)
     num_manipulations: int  # fakes are labelled 1..num_manipulations
     epochs: int
     steps_per_epoch: int
     device: torch.device
     channels_last: bool = True
+
+    @property
+    def num_groups(self) -> int:
+        """Intersectional groups of the coding (bench.groups): the length of ``group_counts``."""
+        return len(self.group_counts)
 
 
 class Method(nn.Module):

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.groups import ATTRIBUTES
 from bench.registry import Registry
 
 __all__ = [
@@ -57,7 +58,6 @@ __all__ = [
     "video_auc",
 ]
 
-ATTRIBUTES = ("gender", "race", "intersection")
 DEFAULT_POLICY = "both-classes"
 POLICIES: Mapping[str, str] = {
     "both-classes": "a group enters every gap only if it holds both reals and fakes (the paper's rule; "

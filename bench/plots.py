@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from bench.groups import INTERSECTIONS as INTERSECTION_NAMES
 from bench.metrics import group_auc
 from bench.store import atomic_write_bytes
 
-INTERSECTION_NAMES = ("M-Asian", "M-White", "M-Black", "M-Others", "F-Asian", "F-White", "F-Black", "F-Others")
 FAIRNESS = "intersection/F_FPR"
 SCOPE_TITLES = {"cross": "cross-domain", "intra": "intra-domain"}
 DPI = 130

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from bench import stats
 from bench.errors import BenchError
+from bench.groups import GROUP_NAMES
 from bench.metrics import ATTRIBUTES, METRICS, compute_metrics, group_table
 from bench.render import (
     LEVELS,
@@ -64,11 +65,6 @@ SCOPES = ("cross", "intra")
 PAPER_ATTRIBUTES = ("intersection", "gender", "race")
 PAPER_METRICS = ("F_FPR", "F_OAE", "F_DP", "F_MEO")
 DEFAULT_BASELINE = "xception"
-GROUP_NAMES = {
-    "gender": ("male", "female"),
-    "race": ("Asian", "White", "Black", "Others"),
-    "intersection": ("M-Asian", "M-White", "M-Black", "M-Others", "F-Asian", "F-White", "F-Black", "F-Others"),
-}
 
 
 # ============================================================================================ settings

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bench.batch import Batch
 from bench.config import MethodConfig, setting
-from bench.data.loader import Batch
 from bench.losses import cvar, grouped_cvar
 from bench.method import METHODS, Needs
 from methods.xception import Xception
-
-N_GROUPS = 8  # intersectional groups: gender x race
 
 
 @dataclass
@@ -58,5 +56,5 @@ class DawFdd(Xception):
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         per_sample = F.binary_cross_entropy_with_logits(logits, batch.label.float(), reduction="none")
-        group_risk, present = grouped_cvar(per_sample, batch.group, self.config.alpha_in, N_GROUPS)
+        group_risk, present = grouped_cvar(per_sample, batch.group, self.config.alpha_in, self.info.num_groups)
         return cvar(group_risk, self.config.alpha_out, mask=present)

@@ -23,13 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import create_backbone
+from bench.batch import Batch
 from bench.config import MethodConfig, setting
-from bench.data.loader import Batch
 from bench.losses import cvar, grouped_cvar, masked_max, smoothed_cvar
 from bench.method import METHODS, Method, MethodInfo, Needs
 from bench.sam import SAM
-
-N_GROUPS = 8
 
 
 @dataclass
@@ -202,7 +200,7 @@ class PgFddNet(nn.Module):
         self.p_spe, self.p_sha, self.p_dem = Projection(dim, feat), Projection(dim, feat), Projection(dim, feat)
         self.head_spe = Head(feat, info.num_manipulations + 1, c.logit_dropout)
         self.head_sha = Head(feat, 2, c.logit_dropout)
-        self.head_dem = Head(feat, N_GROUPS, c.logit_dropout)
+        self.head_dem = Head(feat, info.num_groups, c.logit_dropout)
         self.head_fused = Head(feat, 2, c.logit_dropout) if c.fusion else None
         feature_size = _feature_size(self.forgery_encoder, info.image_size)
         self.decoder = ConditionalDecoder(dim, feature_size, info.image_size, c.decoder_dropout)
@@ -306,7 +304,7 @@ class PgFdd(Method):
     def fair_loss(self, per_sample: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """Inner CVaR_alpha_in within each group present; outer level over the groups per ``outer``."""
         c = self.config
-        risk, present = grouped_cvar(per_sample, groups, c.alpha_in, N_GROUPS)
+        risk, present = grouped_cvar(per_sample, groups, c.alpha_in, self.info.num_groups)
         if c.outer == "max":
             return masked_max(risk, present)
         if c.outer == "cvar":

@@ -12,26 +12,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bench.backbones import create_backbone
+from bench.backbones import BackboneClassifier
+from bench.batch import Batch
 from bench.config import MethodConfig, setting
-from bench.data.loader import Batch
 from bench.method import METHODS, Method, MethodInfo
 from bench.sam import SAM
-
-
-class BackboneClassifier(nn.Module):
-    """Backbone feature map -> ReLU -> global average pool -> Linear(C, 1): one fake-logit per image."""
-
-    def __init__(self, config: MethodConfig) -> None:
-        super().__init__()
-        self.backbone = create_backbone(config.backbone, pretrained=config.pretrained)
-        self.head = nn.Linear(self.backbone.num_features, 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = F.relu(self.backbone(images))  # (N, C, h, w)
-        return self.head(features.mean(dim=(2, 3))).squeeze(1)  # (N,)
 
 
 @METHODS.register()

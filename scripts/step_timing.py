@@ -7,8 +7,8 @@ import time
 import numpy as np
 import torch
 
+from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
-from bench.data.loader import Batch
 from bench.device import autocast
 from bench.method import METHODS, MethodInfo
 

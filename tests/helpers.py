@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.data.loader import Batch
+from bench.batch import Batch
 from bench.method import MethodInfo
 
 

@@ -19,10 +19,11 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
 from bench.data.cache import BuildOptions, CacheWriter, FrameCache, ensure_cache
 from bench.data.datasets import read_description
-from bench.data.loader import Batch, DeviceLoader, PairedSampler
+from bench.data.loader import DeviceLoader, PairedSampler
 from bench.method import METHODS, MethodInfo
 
 PAIRS = 32  # the default preset's batch: 32 fakes and 32 reals

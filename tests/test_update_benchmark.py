@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
-from bench.data.loader import Batch
 from bench.method import METHODS, MethodInfo
 
 

@@ -21,11 +21,10 @@ from bench.data.build import decode_rows
 from bench.data.cache import cache_settings, ensure_cache
 from bench.data.datasets import FORMATS, DatasetDescription
 from bench.data.formats import FileFormat
-from bench.data.manifest import GROUP_NAMES, SPLITS
+from bench.data.manifest import SPLITS
 from bench.data.readers import SIX_GROUP_NOTE, ReadResult
 from bench.errors import DataError
-
-MERGED_GROUPS = (0, 4)  # M-Asian and F-Asian: empty by construction under the 6-group coding
+from bench.groups import GROUP_NAMES, MERGED_UNDER_SIX
 
 
 @dataclass
@@ -150,7 +149,7 @@ def _group_table(rows: pd.DataFrame, split: str, report: CheckReport, *, min_vid
             cells.append(f"{len(sub)} ({videos[-1]})")
         name = names[g] if g >= 0 else "unknown"
         flag = ""
-        if g in MERGED_GROUPS and merged and len(part) == 0:
+        if g in MERGED_UNDER_SIX and merged and len(part) == 0:
             flag = "merged into Others (6-group coding)"
         elif len(part) == 0:
             flag = "absent"

@@ -10,32 +10,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from bench.batch import Batch
 from bench.data.cache import FrameCache
 
 MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1] (docs/METHODS.md)
-
-
-@dataclass
-class Batch:
-    """A batch as a method sees it; every tensor is on the device, labels are int64 of shape (N,)."""
-
-    images: torch.Tensor  # (N, 3, H, W) float, normalised
-    label: torch.Tensor  # 0 real, 1 fake
-    group: torch.Tensor  # intersectional group 0..7, -1 unknown
-    gender: torch.Tensor
-    race: torch.Tensor
-    manipulation: torch.Tensor  # 0 real, 1..K
-    video: torch.Tensor  # video codes (factorised ids), for methods that pool by video
-    rows: np.ndarray  # rows of the cache, for debugging and tests
-
-    def __len__(self) -> int:
-        return int(self.label.shape[0])
 
 
 HostBlock = tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]  # rows, uint8 images, labels

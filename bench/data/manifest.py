@@ -13,23 +13,17 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import DataError
+from bench.groups import N_GROUPS, NUM_INTERSECTIONS
 
 STRING_COLUMNS = ("sample", "path", "video", "identity", "split")
 INT_COLUMNS = ("label", "manipulation", "gender", "race", "intersection")
 COLUMNS = STRING_COLUMNS + INT_COLUMNS
 SPLITS = ("train", "val", "test")
-ATTRIBUTES = ("gender", "race", "intersection")
-N_GROUPS = {"gender": 2, "race": 4, "intersection": 8}
-GROUP_NAMES = {
-    "gender": ("Male", "Female"),
-    "race": ("Asian", "White", "Black", "Others"),
-    "intersection": ("M-Asian", "M-White", "M-Black", "M-Others", "F-Asian", "F-White", "F-Black", "F-Others"),
-}
 _ALLOWED = {
     "label": (0, 1),
     "gender": (-1, 0, 1),
     "race": (-1, 0, 1, 2, 3),
-    "intersection": (-1, *range(8)),
+    "intersection": (-1, *range(NUM_INTERSECTIONS)),
 }
 
 

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.data.manifest import COLUMNS, GROUP_NAMES, SPLITS, validate_manifest
+from bench.data.manifest import COLUMNS, SPLITS, validate_manifest
 from bench.errors import DataError
+from bench.groups import GROUP_NAMES, from_six_groups, intersection, to_six_groups
 
 # Purdue legacy coding (DATA.md, format 1).
 LEGACY_FILES: dict[str, tuple[str, ...]] = {
@@ -40,7 +41,6 @@ LEGACY_FILES: dict[str, tuple[str, ...]] = {
     "val": ("realval.csv", "fakeval.csv"),
     "test": ("test.csv",),
 }
-SIX_GROUP_RACES = (1, 2, 3)  # the 6-group coding's races (White, Black, Others) as internal race codes
 SIX_GROUP_NOTE = ("6-group coding (no isasian column): Asian is merged into Others for this dataset, so M-Asian "
                   "and F-Asian are empty and M-Others/F-Others include Asian subjects")
 V2_FILES: dict[str, tuple[str, ...]] = {"train": ("train.csv",), "val": ("val.csv",), "test": ("test.csv",)}
@@ -253,12 +253,12 @@ def _legacy_rows(table: Table, split: str, *, six_groups: bool) -> pd.DataFrame:
         table.fail(several & (np.arange(n) == row), second, "at most one of isasian, iswhite, isblack to be 1")
     gender = np.where(male == 1, 0, 1)
     race = np.select([asian, white, black], [0, 1, 2], default=3)
-    flags = gender * 4 + race
+    flags = intersection(gender, race)
     if six_groups:
         code = table.integers("intersec_label", range(6), expected="0..5 (the 6-group coding: M-White, M-Black, "
                               "M-Others, F-White, F-Black, F-Others)")
-        six = gender * 3 + race - 1  # the flags' group in the 6-group coding (race is never Asian here)
-        table.fail((code // 3) * 4 + np.asarray(SIX_GROUP_RACES)[code % 3] != flags, "intersec_label",
+        six = to_six_groups(gender, race)  # the flags' group in the 6-group coding
+        table.fail(from_six_groups(code) != flags, "intersec_label",
                    lambda r: f"{six[r]} ({GROUP_NAMES['intersection'][flags[r]]}, the group of the ismale/iswhite/"
                              f"isblack flags)")
     else:
@@ -310,7 +310,7 @@ def read_purdue_v2(*, files: Mapping[str, Sequence[Path]], layout: Layout,
                 gender = np.where(gt_gender < 0, -1, 1 - gt_gender)
                 race = gt_race
                 known = (gender >= 0) & (race >= 0)
-                table.fail(known & (code != gender * 4 + race), group_column,
+                table.fail(known & (code != intersection(gender, race)), group_column,
                            "(1 - Ground Truth Gender)*4 + Ground Truth Race")
                 table.fail(~known & (code != -1), group_column, "-1 when gender or race is unknown")
             else:
@@ -656,7 +656,7 @@ def _complete(frame: pd.DataFrame, layout: Layout, *, path_field: str, splits: l
               sources: list[Path], check_empty_in: Path | None = None) -> ReadResult:
     """Subsample frames per video, check the splits and validate the manifest."""
     gender, race = frame["gender"].to_numpy(np.int64), frame["race"].to_numpy(np.int64)
-    frame = frame.assign(intersection=np.where((gender >= 0) & (race >= 0), gender * 4 + race, -1)) \
+    frame = frame.assign(intersection=intersection(gender, race)) \
         if "intersection" not in frame else frame
     if layout.frames_per_video:
         frame = evenly_spaced_frames(frame, layout.frames_per_video)

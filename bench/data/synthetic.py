@@ -47,9 +47,10 @@ import pandas as pd
 from PIL import Image
 
 from bench.errors import ConfigError
+from bench.groups import INTERSECTIONS, NUM_INTERSECTIONS, intersection, to_six_groups
 
-GROUPS = ("M-Asian", "M-White", "M-Black", "M-Others", "F-Asian", "F-White", "F-Black", "F-Others")
-N_GROUPS = len(GROUPS)
+GROUPS = INTERSECTIONS
+N_GROUPS = NUM_INTERSECTIONS
 SPLITS = ("train", "val", "test")
 MANIPULATIONS = ("blend", "upsample", "warp-blur", "colour", "noise-mismatch")
 UNIFORM_MIX = (0.125,) * N_GROUPS
@@ -1049,7 +1050,6 @@ def _render_source(
 PUBLISHED_FORMATS = ("purdue-legacy", "purdue-v2", "deepfakebench")
 # The identity in a video name (id0042_v3, id0042_v3__blend__id0007), for a description's identity_pattern.
 IDENTITY_PATTERN = r"^(?P<identity>id\d+)_v"
-_SIX_GROUP_RACE = (2, 0, 1, 2)  # internal race (Asian, White, Black, Others) -> 6-group race (Asian merged)
 
 
 def write_frames(manifest: pd.DataFrame, images: np.ndarray, folder: str | Path) -> None:
@@ -1119,7 +1119,7 @@ def _write_legacy(frame: pd.DataFrame, folder: Path, *, six_groups: bool) -> dic
     if not six_groups:
         columns["isasian"] = flags(race == 0)
     columns |= {"iswhite": flags(race == 1), "isblack": flags(race == 2)}
-    columns["intersec_label"] = gender * 3 + np.asarray(_SIX_GROUP_RACE)[race] if six_groups else gender * 4 + race
+    columns["intersec_label"] = to_six_groups(gender, race) if six_groups else intersection(gender, race)
     columns["spe_label"] = frame["manipulation"].to_numpy()
     table = pd.DataFrame(columns)
     files: dict[str, list[str]] = {}
@@ -1139,7 +1139,7 @@ def _write_legacy(frame: pd.DataFrame, folder: Path, *, six_groups: bool) -> dic
 
 def _write_v2(frame: pd.DataFrame, folder: Path, *, noisy_seed: int) -> dict[str, list[str]]:
     gender, race = frame["gender"].to_numpy(), frame["race"].to_numpy()
-    group = gender * 4 + race
+    group = intersection(gender, race)
     noisy = group.copy()
     for video in pd.unique(frame["video"]):
         rng = np.random.default_rng([noisy_seed, zlib.crc32(str(video).encode())])
