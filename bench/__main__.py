@@ -58,7 +58,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if what in ("datasets", "all"):
         from bench.config import build_config
         from bench.data.cache import is_built
-        from bench.data.datasets import FORMATS, discover
+        from bench.data.datasets import discover
+        from bench.data.formats import FORMATS
 
         run = build_config(preset=args.preset)
         rows = []
@@ -186,26 +187,11 @@ def _data_check(names: list[str], descriptions: dict, data: object, args: argpar
 
 
 def _data_build(names: list[str], descriptions: dict, data: object, args: argparse.Namespace) -> int:
-    import time
-
-    from bench.data.cache import BuildOptions, cache_path, ensure_cache
+    from bench.data.cache import BuildOptions, ensure_cache_verbosely
 
     options = BuildOptions(workers=args.workers, skip_bad=args.skip_bad, progress=not args.no_progress)
     for name in names:
-        path, _ = cache_path(descriptions[name], data)
-        if (path / "COMPLETE").exists():
-            print(f"{name}: the frame cache is up to date ({path})")
-            continue
-        start = time.perf_counter()
-        cache = ensure_cache(descriptions[name], data, options=options)
-        seconds = time.perf_counter() - start
-        print(f"{name}: {len(cache.manifest)} frames at {cache.image_size} px in {seconds:.1f} s "
-              f"({len(cache.manifest) / max(seconds, 1e-9):.0f} frames/s) -> {cache.path}")
-        if cache.meta.get("skipped"):
-            print(f"{name}: {cache.meta['skipped']} unreadable image(s) left out (--skip-bad); listed in "
-                  f"{cache.path / 'skipped.csv'}")
-        for note in cache.notes:
-            print(f"{name}: note: {note}")
+        ensure_cache_verbosely(descriptions[name], data, options=options)
     return 0
 
 

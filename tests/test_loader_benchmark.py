@@ -21,7 +21,8 @@ from PIL import Image
 
 from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
-from bench.data.cache import BuildOptions, CacheWriter, FrameCache, ensure_cache
+from bench.data.build import CacheWriter
+from bench.data.cache import BuildOptions, FrameCache, ensure_cache
 from bench.data.datasets import read_description
 from bench.data.loader import DeviceLoader, PairedSampler
 from bench.method import METHODS, MethodInfo

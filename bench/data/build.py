@@ -1,4 +1,13 @@
-"""Filling a frame cache from image files: decode, crop, resize, once, in parallel processes, resumably.
+"""Building a frame cache: the writer a format fills, resumable progress, the locked build, and the filling
+from image files (decode, crop, resize, once, in parallel processes, resumably).
+
+A cache is built in a hidden building folder (``.<name>-<key hash>.building``) and renamed into place,
+under a file lock, so an interrupted or concurrent build never leaves a cache that looks finished; the
+``COMPLETE`` marker is written last. Formats that decode image files build resumably: the building folder
+keeps the images written so far and a log of finished row ranges, so a build interrupted by Ctrl-C, a kill
+or a crash goes on where it stopped when it is run again. Bad input (an unreadable annotation, a missing or
+undecodable image) is found before anything is written, or removes the building folder: nothing is left
+in the cache on error. Finding and opening built caches is cache.py's job.
 
 Rows are decoded in contiguous chunks. Each chunk is written straight into the cache's memory-mapped
 image array by a worker process (loky, through joblib: the project's process pool), flushed, and only
@@ -9,24 +18,215 @@ with a list, or, with ``skip_bad``, are left out of the cache and listed in it.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from joblib import Parallel, delayed
 
-from bench.data.cache import BuildProgress, CacheWriter
 from bench.data.images import Crop, FrameError, image_size, load_frame
+from bench.data.manifest import SPLITS, manifest_hash, validate_manifest
 from bench.data.readers import ReadResult
 from bench.errors import DataError
 from bench.progress import progress_bar
 
+CACHE_LAYOUT_VERSION = 1
+COMPLETE = "COMPLETE"  # the marker of a finished cache, written last
 CHUNK = 256  # rows per task: large enough that process overhead vanishes, small enough to lose little
 # With the default worker count, fewer frames than this are decoded in this process: starting the worker
 # processes (about a second or two) costs more than it saves below it. An explicit --workers N always uses N.
 MIN_PARALLEL = 4096
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished cache (its writer wrote the marker last)."""
+    return (folder / COMPLETE).exists()
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How a cache is built, not which data it is of, so none of it is in the key: a cache built with
+    ``skip_bad`` lists what it left out (meta.json, skipped.csv) and is the one later runs use; delete it to
+    rebuild after fixing the images."""
+
+    workers: int = 0  # processes that decode images; 0: one per available CPU core
+    skip_bad: bool = False  # leave unreadable images out (listed in the cache) instead of failing the build
+    progress: bool = True  # a progress bar on stderr (TQDM_DISABLE=1 silences it too)
+
+
+@dataclass
+class BuildProgress:
+    """A resumable build's state, mirrored in its building folder: which rows are written, which failed.
+
+    ``done.log`` gets one ``start stop`` line per finished range of rows, appended and synced only after
+    those rows' pixels were flushed, so a row marked done is on disk; ``bad.log`` one JSON line per image
+    that could not be decoded. A line cut short by a kill is ignored on reading.
+    """
+
+    folder: Path
+    images: np.ndarray  # (N, H, W, 3) uint8, memory-mapped read-write
+    done: np.ndarray  # (N,) bool
+    bad: dict[int, str] = field(default_factory=dict)  # row -> reason
+
+    def record(self, start: int, stop: int, bad: list[tuple[int, str]]) -> None:
+        if bad:
+            _append(self.folder / "bad.log", "".join(json.dumps({"row": r, "reason": why}) + "\n" for r, why in bad))
+            self.bad.update(bad)
+        _append(self.folder / "done.log", f"{start} {stop}\n")
+        self.done[start:stop] = True
+
+    @classmethod
+    def load(cls, folder: Path, images: np.ndarray) -> BuildProgress:
+        done = np.zeros(images.shape[0], dtype=bool)
+        for line in _complete_lines(folder / "done.log"):
+            parts = line.split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                done[int(parts[0]):int(parts[1])] = True
+        bad: dict[int, str] = {}
+        for line in _complete_lines(folder / "bad.log"):
+            try:
+                item = json.loads(line)
+                bad[int(item["row"])] = str(item["reason"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return cls(folder=folder, images=images, done=done, bad=bad)
+
+
+class CacheWriter:
+    """What a format fills while a cache is being built (in its building folder)."""
+
+    def __init__(self, path: Path, *, name: str, image_size: int, options: BuildOptions | None = None) -> None:
+        self.path = path
+        self.name = name
+        self.image_size = image_size
+        self.options = options or BuildOptions()
+        self.notes: list[str] = []  # how the data was read, kept in meta.json and shown by `bench data check`
+        self.resumable = False  # True once `resume` was used: an interrupted build keeps its folder
+        self._images: np.ndarray | None = None
+        self._manifest: pd.DataFrame | None = None
+        self._progress: BuildProgress | None = None
+        self._skipped: dict[int, str] = {}
+
+    def allocate(self, manifest: pd.DataFrame, *, source: str) -> np.ndarray:
+        """Validate the manifest and return the writable (N, H, W, 3) uint8 array to fill, row-aligned."""
+        self._manifest = validate_manifest(manifest, source=source)
+        for leftover in ("done.log", "bad.log", "state.json"):
+            (self.path / leftover).unlink(missing_ok=True)
+        shape = (len(self._manifest), self.image_size, self.image_size, 3)
+        self._images = np.lib.format.open_memmap(self.path / "images.npy", mode="w+", dtype=np.uint8,
+                                                 shape=shape)
+        return self._images
+
+    def write_all(self, manifest: pd.DataFrame, images: np.ndarray, *, source: str) -> None:
+        """Convenience for formats that produce everything in memory at once (the synthetic one)."""
+        expected = (len(manifest), self.image_size, self.image_size, 3)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise DataError(f"{source}: produced images of shape {images.shape} and dtype {images.dtype}; "
+                            f"expected {expected} uint8.")
+        self.allocate(manifest, source=source)[:] = images
+
+    def resume(self, manifest: pd.DataFrame, *, source: str) -> BuildProgress:
+        """Like `allocate`, but continue an interrupted build of the same manifest when the building folder
+        holds one; the returned progress says which rows are still to be written."""
+        validated = validate_manifest(manifest, source=source)
+        state = {"manifest_hash": manifest_hash(validated), "frames": len(validated),
+                 "image_size": self.image_size, "layout": CACHE_LAYOUT_VERSION}
+        state_file = self.path / "state.json"
+        try:
+            same = json.loads(state_file.read_text()) == state and (self.path / "images.npy").exists()
+            images = np.load(self.path / "images.npy", mmap_mode="r+") if same else None
+        except (OSError, ValueError):
+            images = None
+        expected = (len(validated), self.image_size, self.image_size, 3)
+        if images is None or images.shape != expected or images.dtype != np.uint8:
+            images = self.allocate(validated, source=source)
+            state_file.write_text(json.dumps(state))
+            progress = BuildProgress(folder=self.path, images=images, done=np.zeros(len(validated), dtype=bool))
+        else:
+            progress = BuildProgress.load(self.path, images)
+        self._manifest, self._images, self._progress = validated, progress.images, progress
+        self.resumable = True
+        return progress
+
+    def skip(self, bad: dict[int, str]) -> None:
+        """Leave these rows (row -> reason) out of the finished cache; they are listed in it (skipped.csv)."""
+        self._skipped = dict(bad)
+
+    def finish(self, key: dict[str, Any]) -> None:
+        if self._images is None or self._manifest is None:
+            raise DataError(f"Building the cache of {self.name!r} produced no frames.")
+        if self._progress is not None and not self._progress.done.all():
+            raise RuntimeError(f"cache of {self.name!r}: {int((~self._progress.done).sum())} rows were never written")
+        self._images.flush()
+        manifest = self._manifest
+        if self._skipped:
+            manifest = self._drop_skipped(manifest)
+        del self._images
+        self._images = None
+        manifest.to_csv(self.path / "manifest.csv", index=False)
+        for scratch in ("done.log", "bad.log", "state.json"):
+            (self.path / scratch).unlink(missing_ok=True)
+        missing = [s for s in SPLITS if not (manifest["split"] == s).any()]
+        meta = {"name": self.name, "key": key, "layout": CACHE_LAYOUT_VERSION, "frames": len(manifest),
+                "image_size": self.image_size, "manifest_hash": manifest_hash(manifest),
+                "empty_splits": missing, "notes": self.notes, "skipped": len(self._skipped),
+                "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (self.path / "meta.json").write_text(json.dumps(meta, indent=2))
+        (self.path / COMPLETE).write_text("")
+
+    def _drop_skipped(self, manifest: pd.DataFrame) -> pd.DataFrame:
+        """Compact the images without the skipped rows (one streaming copy) and record what was left out."""
+        rows = np.array(sorted(self._skipped), dtype=np.int64)
+        keep = np.setdiff1d(np.arange(len(manifest)), rows)
+        skipped = manifest.iloc[rows].assign(reason=[self._skipped[int(r)] for r in rows])
+        skipped.to_csv(self.path / "skipped.csv", index=False)
+        target = self.path / "images.kept.npy"
+        kept = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8,
+                                         shape=(len(keep), *self._images.shape[1:]))
+        for start in range(0, len(keep), 1024):
+            kept[start:start + 1024] = self._images[keep[start:start + 1024]]
+        kept.flush()
+        del kept
+        os.replace(target, self.path / "images.npy")
+        return manifest.iloc[keep].reset_index(drop=True)
+
+
+def build_cache(path: Path, key: dict[str, Any], *, name: str, image_size: int, options: BuildOptions,
+                fill: Callable[[CacheWriter], None]) -> None:
+    """Build the cache folder ``path`` (unless another process finished it meanwhile): ``fill`` gets the
+    writer of a building folder, which is renamed into place once finished.
+
+    A build that fails on bad input (`DataError`) removes its building folder; one that is interrupted
+    keeps it to resume when the writer was made resumable.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.parent / f".{path.name}.lock"):
+        if is_complete(path):  # another process built it while we waited
+            return
+        building = path.parent / f".{path.name}.building"
+        building.mkdir(exist_ok=True)
+        writer = CacheWriter(building, name=name, image_size=image_size, options=options)
+        try:
+            fill(writer)
+            writer.finish(key)
+            shutil.rmtree(path, ignore_errors=True)  # a half-built folder from an older layout
+            building.rename(path)
+        except DataError:
+            shutil.rmtree(building, ignore_errors=True)  # bad input: leave nothing behind
+            raise
+        except BaseException:
+            if not writer.resumable:
+                shutil.rmtree(building, ignore_errors=True)
+            raise
 
 
 def available_cpus() -> int:
@@ -107,6 +307,47 @@ def decode_rows(read: ReadResult, rows: np.ndarray, *, size: int, crop: Crop, wo
 
 
 # ------------------------------------------------------------------------------------------ internals
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock on ``lock_path``, removed again when released.
+
+    A waiter may end up holding a file that its owner removed meanwhile; it then tries again on the
+    current file, so two processes never both hold "the" lock and no lock file outlives its use.
+    """
+    while True:
+        handle = lock_path.open("a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            current = os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """Lines of an append-only log, without a last line that a kill cut short."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return text.split("\n")[:-1]
+
+
 def _chunk_size(n: int, workers: int) -> int:
     per_worker = -(-n // (max(1, workers or available_cpus()) * 4))
     return max(16, min(CHUNK, per_worker))

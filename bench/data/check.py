@@ -19,11 +19,10 @@ from tabulate import tabulate
 from bench.config import DataConfig
 from bench.data.build import decode_rows
 from bench.data.cache import cache_settings, ensure_cache
-from bench.data.datasets import FORMATS, DatasetDescription
-from bench.data.formats import FileFormat
+from bench.data.description import DatasetDescription
+from bench.data.formats import FORMATS, FileFormat
 from bench.data.manifest import SPLITS
 from bench.data.readers import SIX_GROUP_NOTE, ReadResult
-from bench.errors import DataError
 from bench.groups import GROUP_NAMES, MERGED_UNDER_SIX
 
 
@@ -54,9 +53,7 @@ def check_dataset(desc: DatasetDescription, data: DataConfig, *, full: bool = Fa
                   workers: int = 0, min_videos: int = 5, seed: int = 0, progress: bool = False) -> CheckReport:
     """Check ``desc``; raises `DataError` for what the readers refuse, returns every other finding."""
     fmt = FORMATS.get(desc.format)()
-    reason = fmt.missing(desc)
-    if reason is not None:
-        raise DataError(f"Dataset {desc.name!r} ({desc.source}) is not available: {reason}")
+    fmt.require(desc)
     report = CheckReport(name=desc.name)
     settings = cache_settings(desc, data)
     if isinstance(fmt, FileFormat):

@@ -1,10 +1,11 @@
-"""Dataset descriptions (``datasets/<name>.toml``) and the registry of the formats they are written in.
+"""Dataset descriptions (``datasets/<name>.toml``): where they are found, how they are read, how a plan
+selects them.
 
 A description is data, not code: it names a format, where the files are (environment variables allowed)
 and the format's own options, and may fix the image size its frames are cached at (``image_size``; the
 real datasets use the paper's 256 whatever the preset). Users switch datasets by writing or pointing at a
-description, never by editing the harness. A format knows how to tell whether its files are present,
-what determines the content of its frame cache, what to check before building it, and how to fill it.
+description, never by editing the harness. The formats that interpret descriptions are in formats.py;
+the record itself (`DatasetDescription`) in description.py.
 """
 
 from __future__ import annotations
@@ -12,69 +13,20 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 from bench.config import DataConfig
+from bench.data.description import DatasetDescription
+from bench.data.formats import FORMATS
 from bench.errors import DataError, UnknownNameError
 from bench.registry import Registry
 
-if TYPE_CHECKING:
-    from bench.data.cache import BuildOptions, CacheWriter
+__all__ = ["DatasetDescription", "dataset_dirs", "discover", "read_description", "select_datasets"]
 
 REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 _RESERVED = ("title", "format", "suite", "control_for", "order", "image_size")
 MAX_IMAGE_SIZE = 1024
-
-
-@dataclass(frozen=True)
-class DatasetDescription:
-    """One dataset or domain, as read from its TOML file."""
-
-    name: str
-    format: str
-    source: Path
-    suite: str = "default"
-    title: str = ""
-    control_for: str | None = None  # a bias-free twin of this dataset, trained on as a sanity check
-    order: int = 100  # position in listings and plans (then the name)
-    image_size: int | None = None  # cache at this size whatever the run's data.image_size (real datasets)
-    options: dict[str, Any] = field(default_factory=dict)  # the format's own keys
-
-    @property
-    def is_control(self) -> bool:
-        return self.control_for is not None
-
-
-class DatasetFormat:
-    """How one on-disk format becomes a frame cache. Subclasses register in `FORMATS`."""
-
-    name: ClassVar[str]
-
-    def missing(self, desc: DatasetDescription) -> str | None:
-        """None when the dataset's files are present, else a sentence that says what is missing."""
-        raise NotImplementedError
-
-    def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
-        """Everything that determines the cache's content (JSON-serialisable); a change rebuilds it."""
-        raise NotImplementedError
-
-    def prepare(self, desc: DatasetDescription, data: DataConfig, options: BuildOptions) -> None:
-        """Check everything about the input that can be checked without decoding, before the cache folder
-        is touched (so bad input leaves nothing behind). Nothing to check by default."""
-
-    def build(self, desc: DatasetDescription, data: DataConfig, writer: CacheWriter) -> None:
-        """Fill ``writer`` with the validated manifest and the frames at the cache size."""
-        raise NotImplementedError
-
-
-def _load_builtin_formats() -> None:
-    import bench.data.formats  # noqa: F401  (its decorators register the built-in formats)
-
-
-FORMATS: Registry[type[DatasetFormat]] = Registry("dataset format", base=DatasetFormat,
-                                                  loader=_load_builtin_formats)
 
 
 def dataset_dirs(data: DataConfig) -> list[Path]:

@@ -1,4 +1,9 @@
-"""The built-in dataset formats: the synthetic benchmark and the readers of the published real-data formats.
+"""Dataset formats: the interface (`DatasetFormat`), their registry (`FORMATS`), and the built-in ones, the
+synthetic benchmark and the readers of the published real-data formats. A new format is one more
+registered subclass in this file (docs/CONTRIBUTING.md).
+
+A format knows how to tell whether its files are present, what determines the content of its frame
+cache, what to check before building it, and how to fill it.
 
 ``synthetic``: a domain of the embedded benchmark (bench/data/synthetic.py), described by a profile,
 a data seed, whether its bias knobs are on, and optional knob overrides::
@@ -36,9 +41,8 @@ from typing import Any, ClassVar
 
 from bench.config import DataConfig
 from bench.data import synthetic
-from bench.data.build import check_frames_exist, fill_from_files
-from bench.data.cache import BuildOptions, CacheWriter
-from bench.data.datasets import FORMATS, DatasetDescription, DatasetFormat
+from bench.data.build import BuildOptions, CacheWriter, check_frames_exist, fill_from_files
+from bench.data.description import DatasetDescription
 from bench.data.images import CROPS
 from bench.data.manifest import SPLITS
 from bench.data.readers import (
@@ -54,6 +58,38 @@ from bench.data.readers import (
     read_purdue_v2,
 )
 from bench.errors import DataError
+from bench.registry import Registry
+
+
+class DatasetFormat:
+    """How one on-disk format becomes a frame cache. Subclasses register in `FORMATS`."""
+
+    name: ClassVar[str]
+
+    def missing(self, desc: DatasetDescription) -> str | None:
+        """None when the dataset's files are present, else a sentence that says what is missing."""
+        raise NotImplementedError
+
+    def require(self, desc: DatasetDescription) -> None:
+        """Raise `DataError` naming what is missing unless the dataset's files are present."""
+        reason = self.missing(desc)
+        if reason is not None:
+            raise DataError(f"Dataset {desc.name!r} ({desc.source}) is not available: {reason}")
+
+    def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
+        """Everything that determines the cache's content (JSON-serialisable); a change rebuilds it."""
+        raise NotImplementedError
+
+    def prepare(self, desc: DatasetDescription, data: DataConfig, options: BuildOptions) -> None:
+        """Check everything about the input that can be checked without decoding, before the cache folder
+        is touched (so bad input leaves nothing behind). Nothing to check by default."""
+
+    def build(self, desc: DatasetDescription, data: DataConfig, writer: CacheWriter) -> None:
+        """Fill ``writer`` with the validated manifest and the frames at the cache size."""
+        raise NotImplementedError
+
+
+FORMATS: Registry[type[DatasetFormat]] = Registry("dataset format", base=DatasetFormat)
 
 # DeepfakeBench's label names (its label_dict), as manipulation codes: 0 real; FF++ fakes numbered like
 # the PG-FDD spe_label (1 Deepfakes, 2 Face2Face, 3 FaceSwap, 4 NeuralTextures, 5 FaceShifter).
@@ -171,9 +207,7 @@ class FileFormat(DatasetFormat):
     def read(self, desc: DatasetDescription) -> ReadResult:
         """The validated manifest of ``desc`` (read once per format object)."""
         if desc.source not in self._cache:
-            reason = self.missing(desc)
-            if reason is not None:
-                raise DataError(f"Dataset {desc.name!r} ({desc.source}) is not available: {reason}")
+            self.require(desc)
             self._cache[desc.source] = self._read(desc, self.layout(desc))
         return self._cache[desc.source]
 
