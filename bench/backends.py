@@ -22,8 +22,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig
-from bench.data.cache import cache_path, cache_settings, ensure_cache
-from bench.data.datasets import discover
+from bench.data.cache import ensure_cache_verbosely
 from bench.device import visible_gpus
 from bench.errors import BenchError
 from bench.jobs import Job, JobResult, remote_inputs, remote_job, run_job, store_output
@@ -71,17 +70,10 @@ def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None
 
 
 def prepare_data(jobs: list[Job], *, run: RunConfig, log: Any = print) -> None:
-    """Build (or find) the frame cache of every domain the jobs touch."""
-    descriptions = discover(run.data)
-    names = list(dict.fromkeys(name for job in jobs for name in (job.train, *job.tests)))
-    for name in names:
-        path, _ = cache_path(descriptions[name], run.data)
-        if not (path / "COMPLETE").exists():
-            t0 = time.perf_counter()
-            size = cache_settings(descriptions[name], run.data).image_size
-            log(f"Building the frame cache of {name} ({size} px) in {path.parent} ...")
-            cache = ensure_cache(descriptions[name], run.data)
-            log(f"  {len(cache.manifest)} frames in {time.perf_counter() - t0:.1f} s")
+    """Build (or find) the frame cache of every domain the jobs touch, saying so for those it builds."""
+    descriptions = {name: desc for job in jobs for name, desc in job.datasets.items()}
+    for desc in descriptions.values():
+        ensure_cache_verbosely(desc, run.data, log=log, quiet_when_built=True)
 
 
 def parallel_jobs(n_jobs: int | None, run: RunConfig, todo: int, log: Any = print) -> int:

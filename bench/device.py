@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import random
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,28 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
     else:
         with torch.autocast(device_type=device.type, dtype=dtype):
             yield
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a job computes, handed down as one value from the job to training and prediction:
+    the device, the autocast dtype (None: fp32) and whether progress bars are shown."""
+
+    device: torch.device
+    amp: torch.dtype | None = None
+    progress: bool = False
+
+    @classmethod
+    def on(cls, device: torch.device, *, precision: str, progress: bool) -> Runtime:
+        """The runtime of a job on ``device`` at ``precision`` (train.precision: auto, bf16 or fp32)."""
+        return cls(device=device, amp=amp_dtype(precision, device), progress=progress)
+
+    def quiet(self) -> Runtime:
+        """The same, without progress bars (for passes inside a step that has its own bar)."""
+        return dataclasses.replace(self, progress=False)
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        return autocast(self.device, self.amp)
 
 
 def seed_everything(seed: int) -> None:

@@ -32,26 +32,29 @@ from bench.config import MethodConfig, RunConfig, identity_dict, resolve_method_
 from bench.data.cache import cache_path, ensure_cache
 from bench.data.datasets import DatasetDescription, discover, select_datasets
 from bench.data.loader import DeviceLoader
-from bench.device import amp_dtype, claim_device, describe, resolve_device
+from bench.device import Runtime, claim_device, describe, resolve_device
 from bench.errors import BenchError, TrainingDiverged, UnknownNameError
 from bench.method import METHODS
 from bench.predict import predict_logits, predictions_frame
 from bench.store import (
-    DONE,
     JobBusy,
+    JobFiles,
     Store,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
-    prediction_file,
     write_predictions,
 )
-from bench.train import CHECKPOINT, MODEL, load_trained, train_method
+from bench.train import load_trained, train_method
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: a method trained on one domain with one seed, predicting the test domains."""
+    """One unit of work: a method trained on one domain with one seed, predicting the test domains.
+
+    It carries the descriptions of its domains as the plan resolved them, so running it never looks
+    for descriptions again (a worker uses the client's).
+    """
 
     method: str
     train: str
@@ -59,6 +62,7 @@ class Job:
     tests: tuple[str, ...]
     method_config: MethodConfig
     identity: dict[str, Any] = field(compare=False)
+    datasets: dict[str, DatasetDescription] = field(compare=False, repr=False)  # train and test domains, by name
     job_id: str
     role: str = "main"  # "control": the baseline on a bias-free twin of a training domain
     control_for: str | None = None  # for a control: the training domain it is the twin of
@@ -88,7 +92,8 @@ def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | N
     tests = select_datasets(run.plan.test, descriptions, all_means={descriptions[t].suite for t in trains})
     if not run.plan.seeds:
         raise BenchError("No seeds to run; give at least one with --seeds (e.g. --seeds 0,1,2).")
-    plan = [_job(run, method, descriptions[train], seed, tests)
+    test_data = [descriptions[t] for t in tests]
+    plan = [_job(run, method, descriptions[train], seed, test_data)
             for method in methods for train in trains for seed in run.plan.seeds]
     if run.plan.controls:
         if run.plan.baseline not in METHODS:
@@ -96,12 +101,12 @@ def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | N
                                    f"available: {', '.join(METHODS)}.")
         for train in trains:
             for control in (d for d in descriptions.values() if d.control_for == train):
-                plan += [_job(run, run.plan.baseline, control, seed, [control.name, *tests], role="control",
+                plan += [_job(run, run.plan.baseline, control, seed, [control, *test_data], role="control",
                               control_for=train) for seed in run.plan.seeds]
     return plan
 
 
-def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, tests: list[str], *,
+def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, tests: list[DatasetDescription], *,
          role: str = "main", control_for: str | None = None) -> Job:
     config = resolve_method_config(METHODS.get(method).Config, run, method)
     identity = {
@@ -112,9 +117,9 @@ def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, test
         "train_config": identity_dict(run.train),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    return Job(method=method, train=train.name, seed=seed, tests=tuple(dict.fromkeys(tests)),
-               method_config=config, identity=identity, job_id=f"{method}__{train.name}__s{seed}__{digest}",
-               role=role, control_for=control_for)
+    return Job(method=method, train=train.name, seed=seed, tests=tuple(dict.fromkeys(d.name for d in tests)),
+               method_config=config, identity=identity, datasets={d.name: d for d in (train, *tests)},
+               job_id=f"{method}__{train.name}__s{seed}__{digest}", role=role, control_for=control_for)
 
 
 # ------------------------------------------------------------------------------------------ one job
@@ -122,7 +127,7 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
     """Run one job in its folder of the results store: train if needed (resuming from the last finished
     epoch), predict the missing test domains, mark it done.
 
-    Errors end this job only: the result carries the message and ``error.txt`` the traceback.
+    Errors end this job only: the result carries the message and the job's error file the traceback.
     KeyboardInterrupt is not caught: an interrupted job stays incomplete and resumes on the next run.
     """
     store = Store(out)
@@ -132,7 +137,7 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
             state = store.state(job.job_id, list(job.tests))
             if state == "done":
                 return JobResult(job, "done", message="already finished")
-            summary = _work(job, run=run, folder=store.job_dir(job.job_id), state=state,
+            summary = _work(job, run=run, files=store.job_files(job.job_id), state=state,
                             tests=store.missing_predictions(job.job_id, list(job.tests)), threads=threads,
                             progress=progress)
             store.mark_done(job.job_id)
@@ -165,7 +170,8 @@ def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs
         folder = Path(tmp)
         for name, data in inputs.items():
             (folder / name).write_bytes(data)
-        summary = _work(job, run=run, folder=folder, state=state, tests=tests, threads=threads, progress=False)
+        summary = _work(job, run=run, files=JobFiles(folder), state=state, tests=tests, threads=threads,
+                        progress=False)
         files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
                  if p.is_file() and not p.name.startswith(".")}
     return JobOutput(files=files, summary=summary, seconds=time.perf_counter() - t0)
@@ -174,12 +180,12 @@ def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs
 def store_output(job: Job, output: JobOutput, *, store: Store, state: str) -> JobResult:
     """Write a remote job's files into the store (each atomically, DONE last) under the job's lock."""
     with store.lock(job.job_id):
-        folder = store.job_dir(job.job_id)
-        for stale in (CHECKPOINT, "error.txt"):  # from an earlier, interrupted local run
-            (folder / stale).unlink(missing_ok=True)
+        files = store.job_files(job.job_id)
+        for stale in (files.checkpoint, files.error):  # from an earlier, interrupted local run
+            stale.unlink(missing_ok=True)
         for name, data in output.files.items():
-            if name != DONE:
-                atomic_write_bytes(folder / name, data)
+            if files.folder / name != files.done:
+                atomic_write_bytes(files.folder / name, data)
         store.mark_done(job.job_id)
     return JobResult(job, "predicted" if state == "predict" else "done", seconds=output.seconds,
                      summary=output.summary)
@@ -189,42 +195,41 @@ def remote_inputs(job: Job, store: Store, state: str) -> dict[str, bytes]:
     """What a remote worker needs from the store for ``state``: a finished job's model and record."""
     if state != "predict":
         return {}
-    folder = store.job_dir(job.job_id)
-    return {name: (folder / name).read_bytes() for name in (MODEL, "config.json")}
+    files = store.job_files(job.job_id)
+    return {str(p.relative_to(files.folder)): p.read_bytes() for p in (files.model, files.config)}
 
 
-def _work(job: Job, *, run: RunConfig, folder: Path, state: str, tests: list[str], threads: int,
+def _work(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str], threads: int,
           progress: bool) -> dict:
-    """Train (or load) the job's method in ``folder`` and write the predictions of ``tests`` there."""
+    """Train (or load) the job's method in its folder and write the predictions of ``tests`` there."""
     if threads:
         torch.set_num_threads(threads)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "error.txt").unlink(missing_ok=True)
+    files.folder.mkdir(parents=True, exist_ok=True)
+    files.error.unlink(missing_ok=True)
     with claim_device(resolve_device(run.train.device)) as device:
-        return _work_on(job, run=run, folder=folder, state=state, tests=tests, device=device, progress=progress)
+        runtime = Runtime.on(device, precision=run.train.precision, progress=progress)
+        return _work_on(job, run=run, files=files, state=state, tests=tests, runtime=runtime)
 
 
-def _work_on(job: Job, *, run: RunConfig, folder: Path, state: str, tests: list[str], device: torch.device,
-             progress: bool) -> dict:
-    descriptions = discover(run.data)
-    train_cache = ensure_cache(descriptions[job.train], run.data)
-    test_caches = {d: ensure_cache(descriptions[d], run.data) for d in tests}
+def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str], runtime: Runtime) -> dict:
+    train_cache = ensure_cache(job.datasets[job.train], run.data)
+    test_caches = {d: ensure_cache(job.datasets[d], run.data) for d in tests}
     for domain, cache in test_caches.items():  # before hours of training, not after
         if len(cache.rows("test")) == 0:
             raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
-    record = _read_json(folder / "config.json") or _initial_record(job, run, train_cache.manifest_hash)
-    record["provenance"].update(device=describe(device), host=socket.gethostname())
-    atomic_write_json(folder / "config.json", record)
+    record = _read_json(files.config) or _initial_record(job, run, train_cache.manifest_hash)
+    record["provenance"].update(device=describe(runtime.device), host=socket.gethostname())
+    atomic_write_json(files.config, record)
 
     method_cls = METHODS.get(job.method)
     if state == "predict":
-        method = load_trained(method_cls, job.method_config, train_cache, run.train, device, folder)
+        method = load_trained(method_cls, job.method_config, train_cache, run.train, runtime.device, files)
     else:
-        if state == "incomplete" and not (folder / CHECKPOINT).exists():
-            shutil.rmtree(folder / "predictions", ignore_errors=True)  # from weights that were not kept
+        if state == "incomplete" and not files.checkpoint.exists():
+            shutil.rmtree(files.predictions, ignore_errors=True)  # from weights that were not kept
         result = train_method(method_cls=method_cls, config=job.method_config, cache=train_cache,
-                              train=run.train, seed=job.seed, device=device, job_dir=folder,
-                              progress=progress, label=f"{job.method}/{job.train}/s{job.seed}")
+                              train=run.train, seed=job.seed, runtime=runtime, files=files,
+                              label=f"{job.method}/{job.train}/s{job.seed}")
         method = result.method
         record["training"] = {"best_epoch": result.best_epoch, "selection": run.train.selection,
                               "selection_score": result.best_score, "epochs": result.epochs_run,
@@ -232,20 +237,19 @@ def _work_on(job: Job, *, run: RunConfig, folder: Path, state: str, tests: list[
                               "train_images_per_second": round(result.images_per_second, 1),
                               "resumed_from_epoch": result.resumed_from_epoch}
         record["notes"] = result.notes
-    amp = amp_dtype(run.train.precision, device)
     for domain, cache in test_caches.items():
         rows = cache.rows("test")
-        loader = DeviceLoader(cache, device=device, channels_last=run.train.channels_last)
+        loader = DeviceLoader(cache, device=runtime.device, channels_last=run.train.channels_last)
         t0 = time.perf_counter()
-        logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, amp=amp,
-                                progress=progress, desc=f"predict {domain}")
+        logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, runtime=runtime,
+                                desc=f"predict {domain}")
         seconds = time.perf_counter() - t0
-        write_predictions(prediction_file(folder, domain), predictions_frame(cache, rows, logits))
+        write_predictions(files.prediction(domain), predictions_frame(cache, rows, logits))
         record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "frames": len(rows),
                                          "images_per_second": round(len(rows) / max(seconds, 1e-9), 1)}
     record["provenance"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    atomic_write_json(folder / "config.json", record)
-    (folder / CHECKPOINT).unlink(missing_ok=True)
+    atomic_write_json(files.config, record)
+    files.checkpoint.unlink(missing_ok=True)
     return record.get("training", {})
 
 
@@ -293,7 +297,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _failed(job: Job, store: Store, t0: float, message: str, trace: str) -> JobResult:
-    folder = store.job_dir(job.job_id)
-    if folder.exists():
-        atomic_write_text(folder / "error.txt", trace)
+    files = store.job_files(job.job_id)
+    if files.folder.exists():
+        atomic_write_text(files.error, trace)
     return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=message)

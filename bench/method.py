@@ -3,13 +3,18 @@
 Modelled on DomainBed's ``Algorithm``: a method owns its optimisation step (``update``), so SAM,
 paired batches and per-step robust losses need no change in the runner. The runner only calls
 ``update`` on training batches, ``forward`` for scores, and ``end_epoch`` once per epoch.
+
+Checkpoints save the optimisers a method registered (`Method.make_optimizer`, `Method.register_optimizer`);
+a method that keeps any other optimiser is refused when it is built, since a resumed job would silently
+restart that optimiser's state.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable
+import types
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,7 +23,12 @@ from torch import nn
 
 from bench.batch import Batch
 from bench.config import MethodConfig
+from bench.errors import BenchError
 from bench.registry import Registry
+
+
+class UnregisteredOptimizer(BenchError):
+    """A method keeps an optimiser that checkpoints would leave out."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,16 @@ class MethodInfo:
         return len(self.group_counts)
 
 
-class Method(nn.Module):
+class _ChecksOptimizers(type):
+    """Checks a method's optimisers once its ``__init__`` (the subclass's, all of it) has finished."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        method = super().__call__(*args, **kwargs)
+        method.check_optimizers()
+        return method
+
+
+class Method(nn.Module, metaclass=_ChecksOptimizers):
     """Base class of every method. Subclasses set ``name`` and ``Config`` and implement
     ``forward`` and ``update``; ``make_optimizer`` gives them the shared recipe's optimiser."""
 
@@ -96,10 +115,30 @@ class Method(nn.Module):
                                                          weight_decay=c.weight_decay)
         else:
             opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
-        self._optimizers.append(opt)
-        self._schedulers.append(torch.optim.lr_scheduler.StepLR(opt, step_size=c.lr_step_epochs,
-                                                                gamma=c.lr_gamma))
-        return opt
+        schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=c.lr_step_epochs, gamma=c.lr_gamma)
+        return self.register_optimizer(opt, scheduler=schedule)
+
+    def register_optimizer(self, optimizer: torch.optim.Optimizer, *,
+                           scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> torch.optim.Optimizer:
+        """Have checkpoints save and restore ``optimizer`` (and ``scheduler``, stepped by `end_epoch`): for
+        an optimiser that the shared recipe of `make_optimizer` does not make."""
+        self._optimizers.append(optimizer)
+        if scheduler is not None:
+            self._schedulers.append(scheduler)
+        return optimizer
+
+    def check_optimizers(self) -> None:
+        """Refuse an optimiser held anywhere in the method (attributes, submodules, containers, helper
+        objects such as SAM) that was not registered: checkpoints would leave its state out."""
+        registered = {id(o) for o in self._optimizers}
+        stray = [where for where, opt in _optimizers_in(self, "self", set()) if id(opt) not in registered]
+        if stray:
+            raise UnregisteredOptimizer(
+                f"Method {getattr(self, 'name', type(self).__name__)!r} ({type(self).__qualname__}) keeps an "
+                f"optimiser in `{stray[0]}` that was not made with `self.make_optimizer(...)`, so checkpoints "
+                f"would leave its state out and a resumed job would not continue where it stopped. Make it "
+                f"with `self.make_optimizer(params)`, or pass an optimiser of another kind to "
+                f"`self.register_optimizer(optimizer)`.")
 
     def learning_rate(self) -> float:
         return float(self._optimizers[0].param_groups[0]["lr"]) if self._optimizers else float("nan")
@@ -115,6 +154,35 @@ class Method(nn.Module):
             opt.load_state_dict(saved)
         for sched, saved in zip(self._schedulers, state["schedulers"], strict=True):
             sched.load_state_dict(saved)
+
+
+_OPAQUE = (torch.Tensor, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,
+           str, bytes, int, float, bool, complex, torch.device, torch.dtype)
+_MODULE_INTERNALS = ("_parameters", "_buffers", "_non_persistent_buffers_set")
+_MAX_DEPTH = 64
+
+
+def _optimizers_in(obj: Any, where: str, seen: set[int], depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """Every optimiser reachable from ``obj`` through attributes and containers, with where it sits."""
+    if id(obj) in seen or depth > _MAX_DEPTH or obj is None or isinstance(obj, _OPAQUE):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, torch.optim.Optimizer):
+        yield where, obj
+        return
+    if isinstance(obj, dict):
+        children: Iterable[tuple[str, Any]] = ((f"{where}[{k!r}]", v) for k, v in obj.items())
+    elif isinstance(obj, list | tuple | set | frozenset):
+        children = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    elif isinstance(obj, nn.Module):
+        attributes = {k: v for k, v in vars(obj).items() if k not in _MODULE_INTERNALS and k != "_modules"}
+        children = [(f"{where}.{k}", v) for k, v in {**attributes, **obj._modules}.items()]
+    elif hasattr(obj, "__dict__"):
+        children = ((f"{where}.{k}", v) for k, v in vars(obj).items())
+    else:
+        return
+    for child_where, child in children:
+        yield from _optimizers_in(child, child_where, seen, depth + 1)
 
 
 def _load_builtin_methods() -> None:

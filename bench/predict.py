@@ -13,20 +13,20 @@ import torch
 
 from bench.data.cache import FrameCache
 from bench.data.loader import DeviceLoader, sequential
-from bench.device import autocast
+from bench.device import Runtime
 from bench.progress import progress_bar
 
 
 @torch.inference_mode()
 def predict_logits(method: torch.nn.Module, loader: DeviceLoader, rows: np.ndarray, *, batch_size: int,
-                   amp: torch.dtype | None, progress: bool = False, desc: str = "predict") -> np.ndarray:
+                   runtime: Runtime, desc: str = "predict") -> np.ndarray:
     """Fake-logits (float64, shape (len(rows),)) of ``method`` in eval mode for the cache ``rows``."""
     was_training = method.training
     method.eval()
     chunks = []
-    bar = progress_bar(total=len(rows), desc=desc, unit="img", leave=False, show=progress, position=1)
+    bar = progress_bar(total=len(rows), desc=desc, unit="img", leave=False, show=runtime.progress, position=1)
     for batch in loader.batches(sequential(rows, batch_size)):
-        with autocast(loader.device, amp):
+        with runtime.autocast():
             chunks.append(method(batch.images).float())
         bar.update(len(batch))
     bar.close()

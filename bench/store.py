@@ -1,11 +1,13 @@
 """The results folder: layout, atomic writes, done markers, locks, and reading runs back.
 
-Layout (names other tools rely on; keep them)::
+Layout (names other tools rely on; keep them; `JobFiles` is the one place that spells them)::
 
     <out>/runs/<job>/config.json                 resolved config + provenance, rewritten as the job goes
     <out>/runs/<job>/log.csv                     one row per epoch
     <out>/runs/<job>/predictions/<domain>.csv.gz one row per test frame
     <out>/runs/<job>/model.pt                    the selected weights (predicts new test domains later)
+    <out>/runs/<job>/checkpoint.pt               resumable training state (removed when the job is done)
+    <out>/runs/<job>/error.txt                   the traceback of a failed job
     <out>/runs/<job>/DONE                        written last: training and predictions are complete
     <out>/tables/*.csv, <out>/figures/, <out>/report.md
 
@@ -37,10 +39,58 @@ PREDICTION_COLUMNS = ("sample", "video", "identity", "domain", "label", "logit",
                       "intersection", "manipulation")
 _STRING = ("sample", "video", "identity", "domain")
 _INT = ("label", "gender", "race", "intersection", "manipulation")
+_PREDICTION_SUFFIX = ".csv.gz"
 
 
 class JobBusy(BenchError):
     """Another process is running this job right now."""
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """The files of one job's folder (wherever the folder is: in the store, or a remote worker's scratch)."""
+
+    folder: Path
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.json"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log.csv"
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model.pt"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def error(self) -> Path:
+        return self.folder / "error.txt"
+
+    @property
+    def done(self) -> Path:
+        return self.folder / DONE
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / ".lock"
+
+    @property
+    def predictions(self) -> Path:
+        return self.folder / "predictions"
+
+    def prediction(self, domain: str) -> Path:
+        return self.predictions / f"{domain}{_PREDICTION_SUFFIX}"
+
+    def prediction_files(self) -> dict[str, Path]:
+        """Every predictions file, by test domain."""
+        return {p.name.removesuffix(_PREDICTION_SUFFIX): p
+                for p in sorted(self.predictions.glob(f"*{_PREDICTION_SUFFIX}"))}
 
 
 @dataclass(frozen=True)
@@ -68,8 +118,7 @@ class RunRecord:
         return self.config["job"].get("role", "main")
 
     def prediction_files(self) -> dict[str, Path]:
-        folder = self.path / "predictions"
-        return {p.name.removesuffix(".csv.gz"): p for p in sorted(folder.glob("*.csv.gz"))}
+        return JobFiles(self.path).prediction_files()
 
 
 class Store:
@@ -84,11 +133,14 @@ class Store:
     def job_dir(self, job_id: str) -> Path:
         return self.runs / job_id
 
+    def job_files(self, job_id: str) -> JobFiles:
+        return JobFiles(self.job_dir(job_id))
+
     def predictions_path(self, job_id: str, domain: str) -> Path:
-        return prediction_file(self.job_dir(job_id), domain)
+        return self.job_files(job_id).prediction(domain)
 
     def is_done(self, job_id: str) -> bool:
-        return (self.job_dir(job_id) / DONE).exists()
+        return self.job_files(job_id).done.exists()
 
     def missing_predictions(self, job_id: str, domains: list[str]) -> list[str]:
         return [d for d in domains if not self.predictions_path(job_id, d).exists()]
@@ -101,41 +153,37 @@ class Store:
             return "pending"
         if self.is_done(job_id):
             return "predict" if self.missing_predictions(job_id, domains) else "done"
-        return "running" if _is_locked(folder / ".lock") else "incomplete"
+        return "running" if _is_locked(self.job_files(job_id).lock) else "incomplete"
 
     @contextmanager
     def lock(self, job_id: str) -> Iterator[Path]:
         """Hold the job's lock while working on it; a second process gets `JobBusy`."""
-        folder = self.job_dir(job_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ".lock").open("w") as fh:
+        files = self.job_files(job_id)
+        files.folder.mkdir(parents=True, exist_ok=True)
+        with files.lock.open("w") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JobBusy(f"Job {job_id} is being run by another process; wait for it to finish.") from None
             try:
-                yield folder
+                yield files.folder
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def mark_done(self, job_id: str) -> None:
-        atomic_write_text(self.job_dir(job_id) / DONE, "")
+        atomic_write_text(self.job_files(job_id).done, "")
 
     def finished_runs(self) -> list[RunRecord]:
         """Every job with a DONE marker, in folder order."""
         records = []
-        for folder in sorted(self.runs.glob("*/")):
-            if (folder / DONE).exists():
-                records.append(RunRecord(job_id=folder.name, path=folder,
-                                         config=json.loads((folder / "config.json").read_text())))
+        for files in map(JobFiles, sorted(self.runs.glob("*/"))):
+            if files.done.exists():
+                records.append(RunRecord(job_id=files.folder.name, path=files.folder,
+                                         config=json.loads(files.config.read_text())))
         return records
 
     def unfinished_runs(self) -> list[Path]:
-        return [f for f in sorted(self.runs.glob("*/")) if not (f / DONE).exists()]
-
-
-def prediction_file(job_folder: Path, domain: str) -> Path:
-    return job_folder / "predictions" / f"{domain}.csv.gz"
+        return [f for f in sorted(self.runs.glob("*/")) if not JobFiles(f).done.exists()]
 
 
 # ------------------------------------------------------------------------------------------ writing

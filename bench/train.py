@@ -1,9 +1,9 @@
 """The runner: builds a method for a job, trains it epoch by epoch, selects the epoch to keep.
 
 Selection uses only the training domain's validation split (best AUC by default), so nothing about a
-test domain is seen before predictions are written. After every epoch the runner writes ``log.csv``
-and a resumable ``checkpoint.pt``; an interrupted job continues from its last finished epoch. A loss
-that turns NaN or infinite stops the job with `TrainingDiverged`.
+test domain is seen before predictions are written. After every epoch the runner writes the job's log
+and a resumable checkpoint (file names: `bench.store.JobFiles`); an interrupted job continues from its
+last finished epoch. A loss that turns NaN or infinite stops the job with `TrainingDiverged`.
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ import torch
 from bench.config import MethodConfig, TrainConfig
 from bench.data.cache import FrameCache
 from bench.data.loader import DeviceLoader, PairedSampler, StandardSampler
-from bench.device import amp_dtype, autocast, seed_everything
+from bench.device import Runtime, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
 from bench.method import Method, MethodInfo
 from bench.metrics import auc
 from bench.predict import bce_from_logits, predict_logits, sigmoid
 from bench.progress import progress_bar
-from bench.store import atomic_write_bytes, atomic_write_csv
-
-CHECKPOINT, MODEL, LOG = "checkpoint.pt", "model.pt", "log.csv"
+from bench.store import JobFiles, atomic_write_bytes, atomic_write_csv
 
 
 @dataclass
@@ -89,33 +87,30 @@ def train_method(
     cache: FrameCache,
     train: TrainConfig,
     seed: int,
-    device: torch.device,
-    job_dir: Path,
-    progress: bool = True,
+    runtime: Runtime,
+    files: JobFiles,
     label: str = "",
 ) -> TrainResult:
     """Train ``method_cls`` on ``cache``'s train split and return it holding the selected weights."""
     seed_everything(seed)
     sampler = make_sampler(cache, train)
-    method, notes = build_method(method_cls, config, cache, train, device, len(sampler))
-    loader = DeviceLoader(cache, device=device, channels_last=train.channels_last)
+    method, notes = build_method(method_cls, config, cache, train, runtime.device, len(sampler))
+    loader = DeviceLoader(cache, device=runtime.device, channels_last=train.channels_last)
     val_rows = cache.rows("val")
     if train.selection != "last" and len(val_rows) == 0:
         raise DataError(f"{cache.name!r} has no validation split to select an epoch on; add one or use "
                         f"--set train.selection=last.")
     val_labels = cache.manifest["label"].to_numpy()[val_rows]
-    amp = amp_dtype(train.precision, device)
 
     state = _Progress()
-    resumed = state.resume(job_dir / CHECKPOINT, method)
+    resumed = state.resume(files.checkpoint, method)
     train_seconds, train_images = 0.0, 0
     started = time.perf_counter()
     for epoch in range(state.next_epoch, train.epochs):
         method.train()
         t0 = time.perf_counter()
-        logs = _run_epoch(method, loader, sampler.epoch([seed, epoch]), total=len(sampler), amp=amp,
-                          device=device, log_every=train.log_every, progress=progress,
-                          desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch)
+        logs = _run_epoch(method, loader, sampler.epoch([seed, epoch]), total=len(sampler), runtime=runtime,
+                          log_every=train.log_every, desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch)
         epoch_seconds = time.perf_counter() - t0
         images = len(sampler) * sampler.batch_size * (2 if isinstance(sampler, PairedSampler) else 1)
         train_seconds += epoch_seconds
@@ -125,18 +120,19 @@ def train_method(
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "seconds": round(epoch_seconds, 3),
                                "images_per_s": round(images / max(epoch_seconds, 1e-9), 1), **logs}
         if len(val_rows):
-            logits = predict_logits(method, loader, val_rows, batch_size=train.eval_batch_size, amp=amp)
+            logits = predict_logits(method, loader, val_rows, batch_size=train.eval_batch_size,
+                                    runtime=runtime.quiet())
             row["val_auc"] = auc(val_labels, sigmoid(logits))
             row["val_loss"] = bce_from_logits(val_labels, logits)
         state.observe(epoch, _selection_score(row, train.selection), method)
         state.history.append(row)
-        atomic_write_csv(job_dir / LOG, state.log_frame())
+        atomic_write_csv(files.log, state.log_frame())
         if train.checkpoint:
-            state.save(job_dir / CHECKPOINT, method)
+            state.save(files.checkpoint, method)
 
     method.load_state_dict(state.best_weights)
-    atomic_write_bytes(job_dir / MODEL, _torch_bytes(method.state_dict()))
-    atomic_write_csv(job_dir / LOG, state.log_frame())
+    atomic_write_bytes(files.model, _torch_bytes(method.state_dict()))
+    atomic_write_csv(files.log, state.log_frame())
     seconds = time.perf_counter() - started
     return TrainResult(method=method, best_epoch=state.best_epoch + 1, best_score=state.best_score,
                        epochs_run=len(state.history), seconds=seconds,
@@ -145,18 +141,17 @@ def train_method(
 
 
 def load_trained(method_cls: type[Method], config: MethodConfig, cache: FrameCache, train: TrainConfig,
-                 device: torch.device, job_dir: Path) -> Method:
+                 device: torch.device, files: JobFiles) -> Method:
     """Rebuild a finished job's method with its selected weights (to predict a new test domain)."""
     method, _ = build_method(method_cls, config, cache, train, device, steps_per_epoch=1)
-    state = torch.load(job_dir / MODEL, map_location=device, weights_only=True)
+    state = torch.load(files.model, map_location=device, weights_only=True)
     method.load_state_dict(state)
     return method
 
 
 # ------------------------------------------------------------------------------------------- internals
-def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total: int,
-               amp: torch.dtype | None, device: torch.device, log_every: int, progress: bool, desc: str,
-               epoch: int) -> dict[str, float]:
+def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total: int, runtime: Runtime,
+               log_every: int, desc: str, epoch: int) -> dict[str, float]:
     """One pass of ``method.update``; returns the mean of each logged value.
 
     Logged values are summed on the device and read back only every ``log_every`` steps, so the
@@ -164,9 +159,10 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
     """
     sums: dict[str, Any] = {}
     steps = 0
-    bar = progress_bar(row_batches, total=total, desc=desc, unit="step", leave=False, show=progress, position=1)
+    bar = progress_bar(row_batches, total=total, desc=desc, unit="step", leave=False, show=runtime.progress,
+                       position=1)
     for batch in loader.batches(bar):
-        with autocast(device, amp):
+        with runtime.autocast():
             logs = method.update(batch)
         if "loss" not in logs:
             raise TypeError(f"{type(method).__name__}.update must return a dict with a 'loss' entry.")
