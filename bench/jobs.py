@@ -172,9 +172,9 @@ def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs
             (folder / name).write_bytes(data)
         summary = _work(job, run=run, files=JobFiles(folder), state=state, tests=tests, threads=threads,
                         progress=False)
-        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-                 if p.is_file() and not p.name.startswith(".")}
-    return JobOutput(files=files, summary=summary, seconds=time.perf_counter() - t0)
+        written = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                   if p.is_file() and not p.name.startswith(".")}
+    return JobOutput(files=written, summary=summary, seconds=time.perf_counter() - t0)
 
 
 def store_output(job: Job, output: JobOutput, *, store: Store, state: str) -> JobResult:

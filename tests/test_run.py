@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
+import bench.backends
+import bench.data.datasets
+import bench.jobs
 import bench.train
 from bench.__main__ import main
-from bench.store import PREDICTION_COLUMNS, read_predictions
+from bench.config import build_config
+from bench.store import PREDICTION_COLUMNS, Store, read_predictions
 
 # The quick preset, smaller still: these tests are about plumbing, not about what the models learn.
 QUICK = ["--preset", "quick", "--no-progress", "--set", "train.epochs=2", "--set", "data.synthetic_scale=0.3"]
@@ -167,6 +171,23 @@ def test_diverging_job_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (jobs["synth-celebdf"] / "DONE").exists()
     assert not (jobs["synth-dfd"] / "DONE").exists()
     assert "TrainingDiverged" in (jobs["synth-dfd"] / "error.txt").read_text()
+
+
+def test_a_job_runs_on_the_descriptions_its_plan_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = build_config(preset="quick", sets=[
+        "train.epochs=1", "data.synthetic_scale=0.3", 'plan.methods="xception"', 'plan.train="synth-dfd"',
+        'plan.test="synth-dfd,synth-celebdf"', "plan.controls=false"])
+    plan = bench.jobs.make_plan(settings)
+
+    def no_discovery(*args: object, **kwargs: object) -> None:
+        raise AssertionError("dataset descriptions looked up again after planning")
+
+    for module in (bench.data.datasets, bench.jobs, bench.backends):
+        monkeypatch.setattr(module, "discover", no_discovery, raising=False)
+    results = bench.backends.execute(plan, run=settings, store=Store(tmp_path), progress=False, log=lambda line: None)
+    assert [(r.status, r.message) for r in results] == [("done", "")]
+    (folder,) = job_dirs(tmp_path).values()
+    assert sorted(p.name for p in (folder / "predictions").iterdir()) == ["synth-celebdf.csv.gz", "synth-dfd.csv.gz"]
 
 
 def test_parallel_jobs(tmp_path: Path) -> None:
