@@ -1,6 +1,6 @@
 """Dataset formats: the interface (`DatasetFormat`), their registry (`FORMATS`), and the built-in ones, the
 synthetic benchmark and the readers of the published real-data formats. A new format is one more
-registered subclass in this file (docs/CONTRIBUTING.md).
+registered subclass in this file.
 
 A format knows how to tell whether its files are present, what determines the content of its frame
 cache, what to check before building it, and how to fill it.
