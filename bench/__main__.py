@@ -141,7 +141,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.metrics import METRICS
-    from bench.report import Selection, make_report, parse_formats
+    from bench.predictions import Selection, parse_formats
+    from bench.report import make_report
 
     METRICS.select(args.metrics)  # an unknown metric or format is reported before any file is read
     formats = parse_formats(args.formats)
