@@ -78,8 +78,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         from bench.metrics import METRICS
 
         rows = [(e.name, e.obj.kind, e.obj.unit or "-", "higher" if e.obj.higher_is_better else "lower",
-                 ", ".join(e.aliases), e.obj.description) for e in METRICS.entries()]
-        print(tabulate(rows, headers=["metric", "kind", "unit", "better", "aliases", "description"]) + "\n")
+                 "yes" if e.obj.bootstrapped else "no", ", ".join(e.aliases), e.obj.description)
+                for e in METRICS.entries()]
+        print(tabulate(rows, headers=["metric", "kind", "unit", "better", "CI", "aliases", "description"]) + "\n")
     if what in ("presets", "all"):
         from bench.config import PRESET_HELP
 

@@ -361,7 +361,7 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
     w("## Model selection\n\n")
     w(_selection_text(runs))
     w("## Seeds\n\n")
-    w(to_markdown(render_generic(t["seeds"])) + "\n\n")
+    w(to_markdown(tables["seeds"].blocks[0][1]) + "\n\n")  # the one rendering of the seeds table
     w("## Groups behind each gap\n\n")
     w("How many groups entered each fairness gap (min-max over the jobs predicting the domain) and the smallest "
       "group among them; a gap between few or tiny groups is weak evidence. Per metric: `tables/groups.csv`.\n\n")
@@ -371,7 +371,7 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
         w("The baseline's in-domain intersection F_FPR on a domain with its bias knobs on, against the same "
           "domain with them off: a benchmark whose baseline is not clearly less fair with the knobs on measures "
           "nothing.\n\n")
-        w(to_markdown(render_generic(t["controls"])) + "\n\n")
+        w(to_markdown(tables["controls"].blocks[0][1]) + "\n\n")
     w("## Provenance\n\n")
     w("Every finished job: its identity hash (folder suffix), selection, git revision, device and package "
       "versions (`tables/provenance.csv` has them all).\n\n")
