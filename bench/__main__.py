@@ -79,8 +79,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         from bench.metrics import METRICS
 
         rows = [(e.name, e.obj.kind, e.obj.unit or "-", "higher" if e.obj.higher_is_better else "lower",
-                 ", ".join(e.aliases), e.obj.description) for e in METRICS.entries()]
-        print(tabulate(rows, headers=["metric", "kind", "unit", "better", "aliases", "description"]) + "\n")
+                 "yes" if e.obj.bootstrapped else "no", ", ".join(e.aliases), e.obj.description)
+                for e in METRICS.entries()]
+        print(tabulate(rows, headers=["metric", "kind", "unit", "better", "CI", "aliases", "description"]) + "\n")
     if what in ("presets", "all"):
         from bench.config import PRESET_HELP
 
@@ -142,7 +143,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.metrics import METRICS
-    from bench.report import Selection, make_report, parse_formats
+    from bench.predictions import Selection, parse_formats
+    from bench.report import make_report
 
     METRICS.select(args.metrics)  # an unknown metric or format is reported before any file is read
     formats = parse_formats(args.formats)

@@ -1,8 +1,12 @@
 """Figures of the report, drawn headless (matplotlib's Agg backend, seaborn styles).
 
-Each function takes the report's tables (or its aligned prediction files), draws one kind of figure and
-writes PNG files atomically; `make_figures` draws them all. The module is imported only when figures are
-wanted, so ``bench report --no-plots`` never pays for matplotlib.
+Every figure kind is one function registered with `figure`: its name, the caption report.md prints
+under it, and the report inputs it needs by name (any table of the report, e.g. ``pairs``,
+``group_rates``, ``friedman``; ``board``, the long leaderboard; ``files``, the aligned prediction
+files). It is called with those inputs and the figures folder, writes PNG files atomically and returns
+their paths. `make_figures` draws every registered figure in registration order, so adding a plot is
+one function here. The module is imported only when figures are wanted, so ``bench report --no-plots``
+never pays for matplotlib.
 
 - `heatmaps`: per method, the train x test matrix of AUC and of intersection F_FPR;
 - `pareto`: fairness against AUC per method with CIs, and the Pareto front;
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +32,37 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from bench.errors import BenchError
 from bench.groups import INTERSECTIONS as INTERSECTION_NAMES
 from bench.metrics import group_auc
+from bench.registry import Registry
 from bench.store import atomic_write_bytes
 
 FAIRNESS = "intersection/F_FPR"
 SCOPE_TITLES = {"cross": "cross-domain", "intra": "intra-domain"}
 DPI = 130
+
+Draw = Callable[..., list[Path]]
+FIGURES: Registry[Draw] = Registry("figure")
+
+
+def figure(name: str, *, caption: str, needs: Sequence[str]) -> Callable[[Draw], Draw]:
+    """Register the decorated function as the figure kind ``name``: report.md prints ``caption`` under
+    its PNGs, and `make_figures` calls it as ``fn(*inputs, folder)`` with the report inputs named in
+    ``needs`` (a table name, ``board`` or ``files``). Returns the function unchanged."""
+    if not caption.strip():
+        raise BenchError(f"Figure {name!r} needs a caption: report.md prints it under the figure.")
+
+    def decorator(fn: Draw) -> Draw:
+        FIGURES.add(name, fn, caption=caption.strip(), needs=tuple(needs))
+        return fn
+
+    return decorator
+
+
+def caption(name: str) -> str:
+    """The caption of a registered figure kind."""
+    return FIGURES.entry(name).meta["caption"]
 
 
 def _style() -> Any:
@@ -60,6 +88,8 @@ def _slug(text: str) -> str:
 
 
 # ============================================================================================ heatmaps
+@figure("heatmaps", needs=("pairs",),
+        caption="Per method, the train x test matrix of AUC and of intersection F_FPR (seed means).")
 def heatmaps(pairs: pd.DataFrame, folder: Path) -> list[Path]:
     """Per method: train x test heatmaps of AUC and intersection F_FPR (seed means, main runs)."""
     main = pairs[pairs["role"] == "main"]
@@ -101,6 +131,9 @@ def pareto_front(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     return np.asarray(sorted(front, key=lambda i: x[i]), dtype=int)
 
 
+@figure("pareto", needs=("board",),
+        caption="Fairness (intersection F_FPR, lower is fairer) against AUC per method, with bootstrap CIs; "
+                "the line joins the Pareto-optimal methods.")
 def pareto(board: pd.DataFrame, folder: Path, *, fairness: str = FAIRNESS) -> list[Path]:
     """Per scope: each method's AUC against its fairness gap, with bootstrap CIs (std when there are none),
     and the Pareto front joining the methods no other beats on both."""
@@ -146,6 +179,9 @@ def _error(rows: pd.DataFrame, method: str, column: str) -> Any:
 
 
 # ============================================================================================ group rates
+@figure("group_rates", needs=("group_rates",),
+        caption="Per intersection group, FPR and TPR per method (averaged like the leaderboard), with "
+                "bootstrap CIs.")
 def group_rate_bars(rates: pd.DataFrame, folder: Path) -> list[Path]:
     """Per scope (rows) and rate (columns): bars per intersection group and method, with bootstrap CIs."""
     if rates.empty:
@@ -195,6 +231,8 @@ def roc_points(y_true: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0.0], fp / n_real]), np.concatenate([[0.0], tp / n_fake])
 
 
+@figure("roc", needs=("files",),
+        caption="Per method, ROC curves per intersection group for each train -> test pair (first seed).")
 def group_roc(files: Sequence[Any], folder: Path) -> list[Path]:
     """Per method: a grid of train (rows) x test (columns) panels, each with one ROC curve per intersection
     group holding both classes, from the method's first seed on that pair; legend entries carry the group AUC."""
@@ -290,6 +328,8 @@ def _cliques(sorted_ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
     return runs
 
 
+@figure("cd", needs=("friedman", "board"),
+        caption="Critical-difference diagrams (Friedman / Nemenyi; descriptive, see Significance).")
 def cd_diagrams(friedman: pd.DataFrame, board: pd.DataFrame, folder: Path,
                 columns: Sequence[str] = ("AUC", FAIRNESS)) -> list[Path]:
     """CD diagrams of the headline columns in the cross-domain scope (intra-domain when there is no cross)."""
@@ -318,15 +358,17 @@ def cd_diagrams(friedman: pd.DataFrame, board: pd.DataFrame, folder: Path,
 
 
 # ============================================================================================ all
-def make_figures(tables: dict[str, pd.DataFrame], *, board: pd.DataFrame, files: Sequence[Any], folder: Path,
-                 alpha: float = 0.05, progress: bool = False) -> dict[str, list[Path]]:
-    """Every figure of the report into ``folder``; returns the paths by kind."""
+def make_figures(inputs: Mapping[str, Any], *, folder: Path) -> dict[str, list[Path]]:
+    """Every registered figure into ``folder``, each drawn from the report ``inputs`` it names (tables by
+    name, ``board``, ``files``); returns the paths by figure kind, kinds that drew nothing left out."""
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "heatmaps": heatmaps(tables["pairs"], folder),
-        "pareto": pareto(board, folder),
-        "group_rates": group_rate_bars(tables["group_rates"], folder),
-        "roc": group_roc(files, folder),
-        "cd": cd_diagrams(tables["friedman"], board, folder),
-    }
-    return {kind: paths for kind, paths in figures.items() if paths}
+    figures = {}
+    for entry in FIGURES.entries():
+        missing = [n for n in entry.meta["needs"] if n not in inputs]
+        if missing:
+            raise BenchError(f"Figure {entry.name!r} needs {', '.join(missing)}, which the report does not "
+                             f"compute; it has: {', '.join(sorted(inputs))}.")
+        paths = entry.obj(*(inputs[n] for n in entry.meta["needs"]), folder)
+        if paths:
+            figures[entry.name] = paths
+    return figures

@@ -104,6 +104,15 @@ class Registry(Generic[T]):
             self._aliases[alias] = name
         return entry
 
+    def remove(self, name: str) -> Entry[T]:
+        """Unregister ``name`` (a name or alias) with its aliases and return its entry; e.g. a test's
+        teardown of a throwaway entry. An unknown name is an `UnknownNameError`."""
+        entry = self.entry(name)
+        del self._entries[entry.name]
+        for alias in entry.aliases:
+            del self._aliases[alias]
+        return entry
+
     # ----------------------------------------------------------------------------------- lookup
     def get(self, name: str) -> T:
         return self.entry(name).obj

@@ -1,11 +1,12 @@
 """How the report's tables read: CSV, Markdown, LaTeX, report.md and the terminal summary.
 
 `bench.report` computes every number once (metrics, bootstrap, leaderboards, significance, ...) and hands
-the finished tables here; this module only decides how they are displayed: the decimals of each metric,
-p-values, 'mean ± std [CI] (rank)' cells with the best in bold, Markdown pipe tables, booktabs LaTeX, the
-text of report.md and the compact leaderboard printed at the end of ``bench report``. Nothing here
-computes a metric, an interval or a test, so a change of presentation cannot change a result, and every
-format shows the same numbers. It never imports `bench.report` at run time: what it needs is passed in.
+the finished tables here as plain DataFrames; this module only decides how they are displayed: the
+decimals of each metric, p-values, 'mean ± std [CI] (rank)' cells with the best in bold, Markdown pipe
+tables, booktabs LaTeX, the text of report.md and the compact leaderboard printed at the end of
+``bench report``. Each table is rendered once (`render_tables`), and report.md reuses those renderings.
+Nothing here computes a metric, an interval or a test, so a change of presentation cannot change a
+result, and every format shows the same numbers. It imports nothing of the report's computation.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from bench.metrics import ATTRIBUTES, METRICS, POLICIES
+from bench.predictions import ReportSettings
 from bench.store import RunRecord, atomic_write_csv, atomic_write_text
-
-if TYPE_CHECKING:  # annotations only: bench.report imports this module
-    from bench.report import Report, ReportSettings
 
 SUMMARY = [("all", "AUC"), ("intersection", "F_FPR"), ("intersection", "F_MEO"), ("intersection", "F_DP"),
            ("intersection", "F_OAE")]
@@ -104,38 +103,45 @@ def _format_floats(values: np.ndarray, digits: int) -> list[str]:
     return text.tolist()
 
 
-def render_leaderboard(wide: pd.DataFrame, columns: Sequence[str]) -> Rendered:
+def ranked_columns(frame: pd.DataFrame) -> list[str]:
+    """The metric columns of a leaderboard or per-pair table: those that carry a rank, in order."""
+    return [c.removesuffix(" rank") for c in frame.columns if c.endswith(" rank")]
+
+
+def _ranked(frame: pd.DataFrame, head: Sequence[str], cell: Any) -> Rendered:
+    """``head`` columns as they are, then each ranked column's cells as ``cell(row, column, digits)``;
+    rank 1 bold."""
+    columns = ranked_columns(frame)
+    out = pd.DataFrame({c: [format_number(v) for v in frame[c]] for c in head})
+    bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
+    for column in columns:
+        digits = _digits(column)
+        out[column] = [cell(row, column, digits) for _, row in frame.iterrows()]
+        bold[column] = (frame[f"{column} rank"] == 1).to_numpy()
+    return Rendered(out, bold)
+
+
+def _mean_std(row: pd.Series, column: str, digits: int) -> str:
+    std = row.get(f"{column} std")
+    return format_number(row[column], digits) + ("" if _isnan(std) else f" ± {format_number(std, digits)}")
+
+
+def _leaderboard_cell(row: pd.Series, column: str, digits: int) -> str:
+    text = _mean_std(row, column, digits)
+    if not _isnan(row.get(f"{column} ci_low")):
+        low, high = format_number(row[f"{column} ci_low"], digits), format_number(row[f"{column} ci_high"], digits)
+        text += f" [{low}, {high}]"
+    return text + f" ({format_number(row[f'{column} rank'], 0)})"
+
+
+def render_leaderboard(wide: pd.DataFrame) -> Rendered:
     """Leaderboard cells as 'mean ± std [low, high] (rank)'; the best of each column bold."""
-    head = ["scope", "method", "n_seeds", "n_pairs"]
-    out = pd.DataFrame({c: [format_number(v) for v in wide[c]] for c in head})
-    bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
-    for column in columns:
-        digits = _digits(column)
-        cells = []
-        for _, row in wide.iterrows():
-            text = format_number(row[column], digits)
-            if not _isnan(row.get(f"{column} std")):
-                text += f" ± {format_number(row[f'{column} std'], digits)}"
-            if f"{column} ci_low" in wide.columns and not _isnan(row[f"{column} ci_low"]):
-                text += f" [{format_number(row[f'{column} ci_low'], digits)}, " \
-                        f"{format_number(row[f'{column} ci_high'], digits)}]"
-            text += f" ({format_number(row[f'{column} rank'], 0)})"
-            cells.append(text)
-        out[column] = cells
-        bold[column] = (wide[f"{column} rank"] == 1).to_numpy()
-    return Rendered(out, bold)
+    return _ranked(wide, ["scope", "method", "n_seeds", "n_pairs"], _leaderboard_cell)
 
 
-def render_paper(table: pd.DataFrame, columns: Sequence[str]) -> Rendered:
-    head = ["train", "test", "method", "n_seeds"]
-    out = pd.DataFrame({c: [format_number(v) for v in table[c]] for c in head})
-    bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
-    for column in columns:
-        digits = _digits(column)
-        out[column] = [format_number(m, digits) + ("" if _isnan(s) else f" ± {format_number(s, digits)}")
-                       for m, s in zip(table[column], table[f"{column} std"], strict=True)]
-        bold[column] = (table[f"{column} rank"] == 1).to_numpy()
-    return Rendered(out, bold)
+def render_paper(table: pd.DataFrame) -> Rendered:
+    """The paper's per-pair cells as 'mean ± std'; the best of each column within the pair bold."""
+    return _ranked(table, ["train", "test", "method", "n_seeds"], _mean_std)
 
 
 def render_significance(table: pd.DataFrame) -> Rendered:
@@ -240,15 +246,43 @@ def blocks_by(frame: pd.DataFrame, keys: Sequence[str], render: Any, title: Any)
     return blocks
 
 
+def table_blocks(name: str, frame: pd.DataFrame) -> list[tuple[str, Rendered]]:
+    """How the table ``name`` reads, as titled blocks: leaderboards per scope, the paper's tables per
+    train -> test pair, significance per comparison set and level, any other table as one block."""
+    if name == "leaderboard" or name.startswith("leaderboard_"):
+        prefix = "" if name == "leaderboard" else f"{name.removeprefix('leaderboard_')}: "
+        return blocks_by(frame, ["scope"], render_leaderboard, lambda s: prefix + SCOPE_TITLES[s])
+    if name == "paper_pairs":
+        return blocks_by(frame, ["train", "test"], render_paper, lambda a, b: f"{a} → {b}")
+    if name == "significance":
+        return blocks_by(frame, ["comparison", "level"], render_significance, lambda c, lv: f"{c}, {LEVELS[lv]}")
+    return [("", render_generic(frame))]
+
+
+def render_tables(frames: dict[str, pd.DataFrame]) -> dict[str, Table]:
+    """Every table rendered once, for its files and for report.md."""
+    return {name: Table(name, frame, table_blocks(name, frame)) for name, frame in frames.items()}
+
+
+class FigureSection(NamedTuple):
+    """A figure kind as report.md shows it: its name, its caption and its PNG files."""
+
+    name: str
+    caption: str
+    paths: list[Path]
+
+
 # ============================================================================================ report.md
-def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord], baseline: str | None,
-                    leaderboards: dict[str, tuple[pd.DataFrame, list[str]]]) -> str:
+def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy: pd.DataFrame,
+                    runs: list[RunRecord], baseline: str | None, warnings: Sequence[str],
+                    figures: Sequence[FigureSection], results: Path | None, path: Path,
+                    detection: pd.DataFrame | None) -> str:
     """report.md: settings, leaderboards, per-pair tables, significance, figures, definitions, selection,
     seeds, groups, the benchmark check, provenance, and the notes a reader needs to interpret them.
 
-    ``leaderboards``: the wide leaderboards to show, each with its metric columns, keyed by attribute and
-    "detection" (the detection metrics); `bench.report` computes them."""
-    s, t = report.settings, report.tables
+    ``tables``: every table as `render_tables` rendered it (report.md shows the same renderings);
+    ``detection``: the wide leaderboard of the detection metrics (None when there are none)."""
+    s, t = settings, {name: table.frame for name, table in tables.items()}
     out = io.StringIO()
     w = out.write
     main = tidy[tidy["role"] == "main"]
@@ -256,7 +290,7 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
     domains_train = sorted(main["train"].unique())
     domains_test = sorted(tidy["test"].unique())
     w("# Fairness generalization report\n\n")
-    w(f"Results folder `{report.results or report.path.parent}`; {len(runs)} finished job(s); "
+    w(f"Results folder `{results or path.parent}`; {len(runs)} finished job(s); "
       f"methods: {', '.join(methods) or '-'}; "
       f"training domains: {', '.join(domains_train) or '-'}; test domains: {', '.join(domains_test)}; "
       f"baseline: {baseline or 'none'}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.\n\n")
@@ -273,8 +307,8 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
         ("computed with", _environment()),
     ]
     w(tabulate(settings_rows, headers=["setting", "value"], tablefmt="github") + "\n\n")
-    if report.warnings:
-        w("**Notes on this data.**\n\n" + "".join(f"- {x}\n" for x in report.warnings) + "\n")
+    if warnings:
+        w("**Notes on this data.**\n\n" + "".join(f"- {x}\n" for x in warnings) + "\n")
 
     w("## Leaderboards\n\n")
     w(f"Per attribute: methods as rows; AUC and every fairness metric as columns; each cell is "
@@ -289,41 +323,37 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
       f"group sizes below. Rank 1 (bold) is the best; fairness gaps are in "
       f"percentage points, lower is fairer. All metrics at once: `tables/leaderboard.csv`.\n\n")
     for attribute in ATTRIBUTES:
-        if attribute in leaderboards:
-            wide, columns = leaderboards[attribute]
+        name = f"leaderboard_{attribute}"
+        if name in tables:
             w(f"### {attribute}\n\n")
-            w(_markdown_blocks(blocks_by(wide, ["scope"], lambda part, c=columns: render_leaderboard(part, c),
-                                         lambda sc: SCOPE_TITLES[sc])))
-            w(f"(`tables/leaderboard_{attribute}.csv`, `.md`, `.tex`)\n\n")
-    if "detection" in leaderboards:
-        wide, detection = leaderboards["detection"]
+            blocks = [(title.removeprefix(f"{attribute}: "), r) for title, r in tables[name].blocks]
+            w(_markdown_blocks(blocks))
+            w(f"(`tables/{name}.csv`, `.md`, `.tex`)\n\n")
+    if detection is not None:
         w("### Detection metrics\n\n")
-        w(_markdown_blocks(blocks_by(wide, ["scope"], lambda part: render_leaderboard(part, detection),
-                                     lambda sc: SCOPE_TITLES[sc])))
-        w("AP, EER and video_AUC are not bootstrapped (they need a full ROC per replicate): no CI.\n\n")
+        w(_markdown_blocks(blocks_by(detection, ["scope"], render_leaderboard, lambda sc: SCOPE_TITLES[sc])))
+    w(_no_interval_text(tidy["metric"]))
 
     w("## Per train -> test pair\n\n")
     w("Mean ± std over seeds, laid out like the paper's tables (F_FPR, F_OAE, F_DP, F_MEO for the "
       "intersection, gender and race, then AUC); bold = best per column within the pair. "
       "Every metric per pair: `tables/pairs.csv`.\n\n")
-    paper = t["paper_pairs"]
-    paper_columns = [c for c in paper.columns if c not in ("train", "test", "scope", "method", "n_seeds")
-                     and not c.endswith((" std", " rank"))]
-    w(_markdown_blocks(blocks_by(paper, ["train", "test"], lambda part: render_paper(part, paper_columns),
-                                 lambda a, b: f"{a} → {b}"), level=3))
+    w(_markdown_blocks(tables["paper_pairs"].blocks, level=3))
 
     w("## Significance\n\n")
     w(_significance_text(t["significance"], t["friedman"], s, methods, baseline))
 
-    if report.figures:
+    if figures:
         w("## Figures\n\n")
-        w(_figures_text(report.figures, report.path.parent))
+        w(_figures_text(figures, path.parent))
 
     w("## Metric definitions\n\n")
     used = list(dict.fromkeys(tidy["metric"]))
     rows = [(m, METRICS.get(m).kind, "higher" if METRICS.get(m).higher_is_better else "lower",
-             "x100" if METRICS.get(m).unit == "%" else "raw", " ".join(METRICS.get(m).doc.split())) for m in used]
-    w(tabulate(rows, headers=["metric", "kind", "better", "unit", "definition"], tablefmt="github") + "\n\n")
+             "x100" if METRICS.get(m).unit == "%" else "raw", "yes" if METRICS.get(m).bootstrapped else "no",
+             " ".join(METRICS.get(m).doc.split())) for m in used]
+    w(tabulate(rows, headers=["metric", "kind", "better", "unit", "bootstrap CI", "definition"],
+               tablefmt="github") + "\n\n")
     w(f"Fairness metrics are computed per attribute (gender: 2 groups, race: 4, intersection: 8) under the "
       f"'{s.policy}' group policy; a group enters a gap only if it holds at least {s.min_group_size} "
       f"sample(s).\n\n")
@@ -331,7 +361,7 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
     w("## Model selection\n\n")
     w(_selection_text(runs))
     w("## Seeds\n\n")
-    w(to_markdown(render_generic(t["seeds"])) + "\n\n")
+    w(to_markdown(tables["seeds"].blocks[0][1]) + "\n\n")  # the one rendering of the seeds table
     w("## Groups behind each gap\n\n")
     w("How many groups entered each fairness gap (min-max over the jobs predicting the domain) and the smallest "
       "group among them; a gap between few or tiny groups is weak evidence. Per metric: `tables/groups.csv`.\n\n")
@@ -341,7 +371,7 @@ def report_markdown(report: Report, *, tidy: pd.DataFrame, runs: list[RunRecord]
         w("The baseline's in-domain intersection F_FPR on a domain with its bias knobs on, against the same "
           "domain with them off: a benchmark whose baseline is not clearly less fair with the knobs on measures "
           "nothing.\n\n")
-        w(to_markdown(render_generic(t["controls"])) + "\n\n")
+        w(to_markdown(tables["controls"].blocks[0][1]) + "\n\n")
     w("## Provenance\n\n")
     w("Every finished job: its identity hash (folder suffix), selection, git revision, device and package "
       "versions (`tables/provenance.csv` has them all).\n\n")
@@ -422,23 +452,25 @@ def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSetti
     return out.getvalue()
 
 
-def _figures_text(figures: dict[str, list[Path]], root: Path) -> str:
-    captions = {
-        "heatmaps": "Per method, the train x test matrix of AUC and of intersection F_FPR (seed means).",
-        "pareto": "Fairness (intersection F_FPR, lower is fairer) against AUC per method, with bootstrap CIs; "
-                  "the line joins the Pareto-optimal methods.",
-        "group_rates": "Per intersection group, FPR and TPR per method (averaged like the leaderboard), with "
-                       "bootstrap CIs.",
-        "roc": "Per method, ROC curves per intersection group for each train -> test pair (first seed).",
-        "cd": "Critical-difference diagrams (Friedman / Nemenyi; descriptive, see Significance).",
-    }
+def _figures_text(figures: Sequence[FigureSection], root: Path) -> str:
     out = io.StringIO()
-    for kind, paths in figures.items():
-        out.write(f"### {kind.replace('_', ' ')}\n\n{captions.get(kind, '')}\n\n")
-        for path in paths:
+    for figure in figures:
+        out.write(f"### {figure.name.replace('_', ' ')}\n\n{figure.caption}\n\n")
+        for path in figure.paths:
             rel = path.relative_to(root) if path.is_relative_to(root) else path
             out.write(f"![{path.stem}]({rel.as_posix()})\n\n")
     return out.getvalue()
+
+
+def _no_interval_text(metrics: pd.Series) -> str:
+    """Which of the reported metrics have no CI because they are not bootstrapped (registered so)."""
+    names = [m for m in dict.fromkeys(metrics) if not METRICS.get(m).bootstrapped]
+    if not names:
+        return ""
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    verb = "are" if len(names) > 1 else "is"
+    return (f"{listed} {verb} not bootstrapped (registered without a per-replicate formula): no CI in any "
+            f"leaderboard and no paired bootstrap test.\n\n")
 
 
 def _selection_text(runs: list[RunRecord]) -> str:

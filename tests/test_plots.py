@@ -13,6 +13,7 @@ import pytest
 
 from bench import plots as P
 from bench import report as R
+from bench.predictions import ReportSettings
 
 GOLDEN_RESULTS = Path(__file__).parent / "fixtures" / "golden_results"
 
@@ -38,7 +39,7 @@ def assert_shows_something(path: Path) -> None:
 
 def test_every_figure_is_written_and_non_empty(tmp_path: Path) -> None:
     out = results(tmp_path, keep=("fair-x", "xception"))
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=30, formats=("csv",)), progress=False, echo=False)
+    report = R.build_report(out, settings=ReportSettings(n_boot=30, formats=("csv",)), progress=False, echo=False)
     methods = ("fair-x", "xception")
     expected = {"heatmaps": [f"heatmap_{m}.png" for m in methods], "pareto": ["pareto.png"],
                 "group_rates": ["group_rates.png"], "roc": [f"roc_{m}.png" for m in methods],
@@ -53,7 +54,7 @@ def test_every_figure_is_written_and_non_empty(tmp_path: Path) -> None:
 
 def test_a_single_method_still_gets_every_figure(tmp_path: Path) -> None:
     out = results(tmp_path, keep=("xception__dA__",))
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=20, formats=("csv",)), progress=False, echo=False)
+    report = R.build_report(out, settings=ReportSettings(n_boot=20, formats=("csv",)), progress=False, echo=False)
     assert set(report.figures) == {"heatmaps", "pareto", "group_rates", "roc", "cd"}
     for paths in report.figures.values():
         for path in paths:

@@ -22,10 +22,12 @@ import pandas as pd
 import pytest
 from fixtures.results_factory import MethodModel, write_results
 
+from bench import bootstrap as B
 from bench import report as R
 from bench import stats as S
 from bench.__main__ import main
 from bench.metrics import METRICS, compute_metrics
+from bench.predictions import Report, ReportSettings, Selection
 from bench.store import read_predictions
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -50,16 +52,16 @@ def copy_results(tmp_path: Path, *, keep: str | tuple[str, ...] | None = None) -
 
 
 @pytest.fixture(scope="module")
-def golden_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[R.Report, str]:
+def golden_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, str]:
     out = copy_results(tmp_path_factory.mktemp("golden"))
     buffer = io.StringIO()
     with redirect_stdout(buffer):
-        report = R.build_report(out, settings=R.ReportSettings(n_boot=200, seed=0, plots=False), progress=False)
+        report = R.build_report(out, settings=ReportSettings(n_boot=200, seed=0, plots=False), progress=False)
     return report, buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------------------ golden files
-def test_golden_tables(golden_report: tuple[R.Report, str]) -> None:
+def test_golden_tables(golden_report: tuple[Report, str]) -> None:
     """Every table (CSV), the main renderings and the terminal summary equal the committed golden files."""
     report, printed = golden_report
     tables = report.path.parent / "tables"
@@ -87,7 +89,7 @@ def test_golden_tables(golden_report: tuple[R.Report, str]) -> None:
     assert summary == (GOLDEN / "summary.txt").read_text()
 
 
-def test_every_table_has_every_format(golden_report: tuple[R.Report, str]) -> None:
+def test_every_table_has_every_format(golden_report: tuple[Report, str]) -> None:
     report, _ = golden_report
     tables = report.path.parent / "tables"
     for name in report.tables:
@@ -98,7 +100,7 @@ def test_every_table_has_every_format(golden_report: tuple[R.Report, str]) -> No
 
 
 # ------------------------------------------------------------------------------------------ definitions
-def test_leaderboard_follows_its_definition(golden_report: tuple[R.Report, str]) -> None:
+def test_leaderboard_follows_its_definition(golden_report: tuple[Report, str]) -> None:
     """mean and std (ddof=1) over seeds of the pair averages, ranks by direction, best = rank 1; controls out."""
     report, _ = golden_report
     tidy = pd.read_csv(report.path.parent / "tables" / "metrics.csv")
@@ -127,7 +129,7 @@ def test_leaderboard_interval_equals_brute_force_resampling(tmp_path: Path) -> N
     compute_metrics on each resampled table, average like the cell, take the basic interval (cut to the
     metric's range)."""
     out = copy_results(tmp_path, keep=("fair-x", "xception__dA__"))
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=8, seed=3, plots=False), progress=False,
+    report = R.build_report(out, settings=ReportSettings(n_boot=8, seed=3, plots=False), progress=False,
                             echo=False)
     board = report.leaderboard_long.set_index(["method", "scope", "column"])
     for (method, scope), column in ((("fair-x", "cross"), "intersection/F_FPR"), (("xception", "intra"), "AUC"),
@@ -144,13 +146,13 @@ def test_leaderboard_interval_equals_brute_force_resampling(tmp_path: Path) -> N
                     values.append(table.set_index(["attribute", "metric"]).loc[(attribute, metric), "value"])
                 per_seed.setdefault(f.run.seed, []).append(np.array(values))
         cell = np.mean([np.mean(v, axis=0) for v in per_seed.values()], axis=0)
-        low, high = S.bootstrap_interval(cell, estimate=board.loc[(method, scope, column), "mean"])
+        low, high = B.bootstrap_interval(cell, estimate=board.loc[(method, scope, column), "mean"])
         ceiling = 100.0 if column == "AUC" else np.inf  # cut to the metric's range
         assert board.loc[(method, scope, column), "ci_low"] == pytest.approx(max(low, 0.0))
         assert board.loc[(method, scope, column), "ci_high"] == pytest.approx(min(high, ceiling))
 
 
-def test_significance_rows_and_families(golden_report: tuple[R.Report, str]) -> None:
+def test_significance_rows_and_families(golden_report: tuple[Report, str]) -> None:
     report, _ = golden_report
     sig = report.tables["significance"]
     assert set(sig["comparison"]) == {"vs baseline", "pairwise"}
@@ -185,7 +187,7 @@ def test_a_method_against_its_copy_differs_by_nothing(tmp_path: Path) -> None:
         config = json.loads((twin / "config.json").read_text())
         config["job"]["method"] = "twin"
         (twin / "config.json").write_text(json.dumps(config))
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=50, plots=False, baseline="xception"),
+    report = R.build_report(out, settings=ReportSettings(n_boot=50, plots=False, baseline="xception"),
                             progress=False, echo=False)
     sig = report.tables["significance"]
     rows = sig[(sig["method"] == "twin") & (sig["other"] == "xception") & (sig["level"] == "pair")]
@@ -195,7 +197,7 @@ def test_a_method_against_its_copy_differs_by_nothing(tmp_path: Path) -> None:
     assert (rows["ci_low"].abs() < 1e-12).all() and (rows["ci_high"].abs() < 1e-12).all()
 
 
-def test_controls_are_reported_apart(golden_report: tuple[R.Report, str]) -> None:
+def test_controls_are_reported_apart(golden_report: tuple[Report, str]) -> None:
     report, _ = golden_report
     controls = report.tables["controls"]
     assert controls[["method", "domain", "control", "seeds_on", "seeds_off"]].values.tolist() == [
@@ -205,7 +207,7 @@ def test_controls_are_reported_apart(golden_report: tuple[R.Report, str]) -> Non
     assert "dA-nobias" in set(report.tables["metrics"]["test"])
 
 
-def test_report_md_has_every_section(golden_report: tuple[R.Report, str]) -> None:
+def test_report_md_has_every_section(golden_report: tuple[Report, str]) -> None:
     report, _ = golden_report
     text = report.path.read_text()
     for heading in ("## Settings", "## Leaderboards", "### intersection", "### gender", "### race",
@@ -222,7 +224,7 @@ def test_mismatched_test_samples_are_not_compared(tmp_path: Path) -> None:
     path = next((out / "runs").glob("fair-x__dA__s0__*")) / "predictions" / "dC.csv.gz"
     frame = read_predictions(path)
     frame.iloc[5:].to_csv(path, index=False, compression="gzip")  # a changed data set: other samples
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=20, plots=False), progress=False, echo=False)
+    report = R.build_report(out, settings=ReportSettings(n_boot=20, plots=False), progress=False, echo=False)
     assert any("different sample sets" in w for w in report.warnings)
     assert set(report.test_sets) == {"dA", "dB", "dC#1", "dC#2", "dA-nobias"}
     sig = report.tables["significance"]
@@ -234,7 +236,7 @@ def test_mismatched_test_samples_are_not_compared(tmp_path: Path) -> None:
 
 def test_single_method_report(tmp_path: Path) -> None:
     out = copy_results(tmp_path, keep="xception")
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=20, plots=False), progress=False, echo=False)
+    report = R.build_report(out, settings=ReportSettings(n_boot=20, plots=False), progress=False, echo=False)
     assert report.tables["significance"].empty and report.tables["friedman"].empty
     assert "there is nothing to compare" in report.path.read_text()
 
@@ -242,7 +244,7 @@ def test_single_method_report(tmp_path: Path) -> None:
 def test_one_job(tmp_path: Path) -> None:
     """One method, one training domain, one seed: no std (NaN, left out of the renderings), no comparisons."""
     out = copy_results(tmp_path, keep="fair-x__dA__s0")
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=20, plots=False), progress=False, echo=False)
+    report = R.build_report(out, settings=ReportSettings(n_boot=20, plots=False), progress=False, echo=False)
     paper = report.tables["paper_pairs"]
     assert list(paper["test"]) == ["dA", "dB", "dC"] and paper["AUC std"].isna().all()
     assert paper["intersection/F_FPR"].notna().all()
@@ -255,7 +257,7 @@ def test_one_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cluster", ["identity", "none"])
 def test_other_cluster_units(tmp_path: Path, cluster: str) -> None:
     out = copy_results(tmp_path, keep="fair-x")
-    report = R.build_report(out, settings=R.ReportSettings(n_boot=30, plots=False, cluster=cluster), progress=False,
+    report = R.build_report(out, settings=ReportSettings(n_boot=30, plots=False, cluster=cluster), progress=False,
                             echo=False)
     board = report.leaderboard_long
     assert board["ci_low"].notna().any()
@@ -286,9 +288,9 @@ def test_a_selection_reports_exactly_its_jobs_in_its_own_folder(tmp_path: Path) 
     main_report = main(["report", "--out", str(out), "--no-plots", "--no-progress", "--bootstrap", "20"])
     assert main_report == 0
     before = (out / "report.md").read_bytes(), (out / "tables" / "metrics.csv").read_bytes()
-    part = R.build_report(out, settings=R.ReportSettings(n_boot=20, plots=False, selection=R.Selection(train="dA")),
+    part = R.build_report(out, settings=ReportSettings(n_boot=20, plots=False, selection=Selection(train="dA")),
                           progress=False, echo=False)
-    reference = R.build_report(only_da, settings=R.ReportSettings(n_boot=20, plots=False), progress=False,
+    reference = R.build_report(only_da, settings=ReportSettings(n_boot=20, plots=False), progress=False,
                                echo=False)
     assert part.path == out / "reports" / "train-dA" / "report.md" and part.path.exists()
     assert (out / "reports" / "train-dA" / "tables" / "leaderboard.csv").exists()
@@ -303,14 +305,14 @@ def test_a_selection_reports_exactly_its_jobs_in_its_own_folder(tmp_path: Path) 
 
 def test_selection_by_method_glob_and_test_domain(tmp_path: Path) -> None:
     out = copy_results(tmp_path)
-    part = R.build_report(out, settings=R.ReportSettings(
-        n_boot=0, plots=False, selection=R.Selection(methods="*-x", test="dB,dC")), report_dir=tmp_path / "mine",
+    part = R.build_report(out, settings=ReportSettings(
+        n_boot=0, plots=False, selection=Selection(methods="*-x", test="dB,dC")), report_dir=tmp_path / "mine",
         progress=False, echo=False)
     metrics = part.tables["metrics"]
     assert set(metrics["method"]) == {"fair-x", "strong-x"} and set(metrics["test"]) == {"dB", "dC"}
     assert part.path == tmp_path / "mine" / "report.md"
-    assert R.Selection(methods="*-x", test="dB,dC").folder_name() == "methods-x-x_test-dB+dC"
-    assert R.Selection(train="all").everything and R.report_folder(out, R.Selection()) == out
+    assert Selection(methods="*-x", test="dB,dC").folder_name() == "methods-x-x_test-dB+dC"
+    assert Selection(train="all").everything and R.report_folder(out, Selection()) == out
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -380,7 +382,7 @@ def test_full_report_speed(benchmark, tmp_path_factory: pytest.TempPathFactory) 
 def test_a_methods_intervals_do_not_depend_on_the_other_methods(tmp_path: Path) -> None:
     """Each test set's resamples depend only on --seed and the test set, so adding methods to a results folder
     leaves the intervals of the methods already there unchanged."""
-    settings = R.ReportSettings(n_boot=40, plots=False, seed=9)
+    settings = ReportSettings(n_boot=40, plots=False, seed=9)
     alone = R.build_report(copy_results(tmp_path / "a", keep="fair-x"), settings=settings, progress=False, echo=False)
     together = R.build_report(copy_results(tmp_path / "b", keep=("fair-x", "strong-x")), settings=settings,
                               progress=False, echo=False)

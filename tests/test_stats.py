@@ -13,6 +13,8 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from bench import bootstrap as B
+from bench import replicates as RP
 from bench import stats as S
 from bench.errors import BenchError
 from bench.metrics import compute_metrics, fairness_gaps
@@ -105,8 +107,8 @@ def test_delong_variance_agrees_with_bootstrap_on_large_samples() -> None:
     a = 1.0 * y + shared + rng.normal(0, 0.8, n)
     b = 0.8 * y + shared + rng.normal(0, 1.0, n)
     delong = S.delong_test(y, a, b)
-    boot = S.cluster_bootstrap(np.arange(n), strata=y, n_boot=2000, seed=3)
-    result = S.paired_bootstrap(lambda w: S.weighted_auc(y, a, w), lambda w: S.weighted_auc(y, b, w), boot)
+    boot = B.cluster_bootstrap(np.arange(n), strata=y, n_boot=2000, seed=3)
+    result = B.paired_bootstrap(lambda w: RP.weighted_auc(y, a, w), lambda w: RP.weighted_auc(y, b, w), boot)
     assert result.estimate == pytest.approx(delong.estimate, abs=1e-12)
     assert np.var(result.replicates, ddof=1) == pytest.approx(delong.se**2, rel=0.10)
 
@@ -123,8 +125,8 @@ def test_clustered_delong_variance_agrees_with_cluster_bootstrap() -> None:
     b = 0.7 * y + 0.6 * effect_a + 0.8 * effect_b + rng.normal(0, 0.7, video.size)
     clustered = S.delong_test(y, a, b, clusters=video)
     naive = S.delong_test(y, a, b)
-    boot = S.cluster_bootstrap(video, strata=y, n_boot=2000, seed=5)
-    result = S.paired_bootstrap(lambda w: S.weighted_auc(y, a, w), lambda w: S.weighted_auc(y, b, w), boot)
+    boot = B.cluster_bootstrap(video, strata=y, n_boot=2000, seed=5)
+    result = B.paired_bootstrap(lambda w: RP.weighted_auc(y, a, w), lambda w: RP.weighted_auc(y, b, w), boot)
     boot_var = np.var(result.replicates, ddof=1)
     assert boot_var == pytest.approx(clustered.se**2, rel=0.10)
     assert naive.se**2 < 0.6 * boot_var
@@ -135,15 +137,15 @@ def test_cluster_bootstrap_keeps_every_stratum_and_is_reproducible() -> None:
     clusters = np.repeat(np.arange(10), 3)  # 10 clusters of 3 samples
     strata = np.repeat([0, 0, 0, 1, 1, 1, 1, 2, 2, 2], 3)
     strata[-1] = 5  # cluster 9 mixes strata 2 and 5: it goes to a stratum of its own
-    boot = S.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=1)
+    boot = B.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=1)
     assert boot.counts.shape == (500, 10)
     assert (boot.counts[:, :3].sum(axis=1) == 3).all()
     assert (boot.counts[:, 3:7].sum(axis=1) == 4).all()
     assert (boot.counts[:, 7:9].sum(axis=1) == 2).all()
     assert (boot.counts[:, 9] == 1).all()  # the lone mixed cluster is always drawn once
-    again = S.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=1)
+    again = B.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=1)
     assert np.array_equal(boot.counts, again.counts)
-    assert not np.array_equal(boot.counts, S.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=2).counts)
+    assert not np.array_equal(boot.counts, B.cluster_bootstrap(clusters, strata=strata, n_boot=500, seed=2).counts)
     # weights and indices describe the same resample; each cluster is drawn about once on average
     idx = boot.indices(4)
     assert np.array_equal(np.bincount(idx, minlength=30), boot.weights(slice(4, 5))[0])
@@ -153,17 +155,17 @@ def test_cluster_bootstrap_keeps_every_stratum_and_is_reproducible() -> None:
 def test_interval_and_p_value_by_hand() -> None:
     # replicates 1..99: quantiles at 2.5% and 97.5% are 3.45 and 96.55 (linear interpolation)
     r = np.arange(1.0, 100.0)
-    low, high = S.bootstrap_interval(r, alpha=0.05, method="percentile")
+    low, high = B.bootstrap_interval(r, alpha=0.05, method="percentile")
     assert (low, high) == pytest.approx((3.45, 96.55))
     # basic interval around the estimate 40: 2 * 40 - (96.55, 3.45)
-    assert S.bootstrap_interval(r, estimate=40.0, alpha=0.05) == pytest.approx((-16.55, 76.55))
+    assert B.bootstrap_interval(r, estimate=40.0, alpha=0.05) == pytest.approx((-16.55, 76.55))
     # percentile p of "= 0": no replicate <= 0 -> 2 * (0 + 1) / 100
-    assert S.bootstrap_p_value(r, method="percentile") == pytest.approx(0.02)
+    assert B.bootstrap_p_value(r, method="percentile") == pytest.approx(0.02)
     # basic p around the estimate 40: reference 2 * 40 = 80, 20 replicates >= 80 -> 2 * (20 + 1) / 100
-    assert S.bootstrap_p_value(r, estimate=40.0) == pytest.approx(0.42)
-    assert np.isnan(S.bootstrap_p_value(np.full(5, np.nan), estimate=1.0))
+    assert B.bootstrap_p_value(r, estimate=40.0) == pytest.approx(0.42)
+    assert np.isnan(B.bootstrap_p_value(np.full(5, np.nan), estimate=1.0))
     with pytest.raises(BenchError, match="needs the estimate"):
-        S.bootstrap_interval(r)
+        B.bootstrap_interval(r)
 
 
 def test_basic_interval_covers_a_zero_gap_the_percentile_interval_misses() -> None:
@@ -179,7 +181,7 @@ def test_basic_interval_covers_a_zero_gap_the_percentile_interval_misses() -> No
         reps = fairness_gaps(np.full((400, 4), n / 2.0), fp_boot, n - fp_boot, np.full((400, 4), n / 2.0),
                              metrics="F_FPR")["F_FPR"].value
         for method in covered:
-            low, high = S.bootstrap_interval(reps, estimate=estimate, method=method)
+            low, high = B.bootstrap_interval(reps, estimate=estimate, method=method)
             covered[method] += bool(low <= 0.0 <= high)
     assert covered["percentile"] == 0
     assert covered["basic"] >= 70
@@ -210,11 +212,11 @@ def test_bootstrap_intervals_cover_the_truth() -> None:
         mu = mu_real[gender] + delta * label
         logit = mu[video] + rng.normal(0, 0.8, label.size)[video] + rng.normal(0, 0.6, video.size)
         frame = pd.DataFrame({"label": label[video], "score": 1 / (1 + np.exp(-logit)), "gender": gender[video]})
-        boot = S.cluster_bootstrap(video, strata=frame["label"] * 10 + frame["gender"], n_boot=400, seed=sim)
-        rep = S.replicate_metrics(frame, boot, metrics=["AUC", "F_FPR"], attributes=["gender"])
+        boot = B.cluster_bootstrap(video, strata=frame["label"] * 10 + frame["gender"], n_boot=400, seed=sim)
+        rep = RP.replicate_metrics(frame, boot, metrics=["AUC", "F_FPR"], attributes=["gender"])
         point = compute_metrics(frame, metrics=["AUC", "F_FPR"], attributes=["gender"]).set_index("metric")["value"]
         for metric, truth, key in (("AUC", true_auc, ("all", "AUC")), ("F_FPR", true_gap, ("gender", "F_FPR"))):
-            low, high = S.bootstrap_interval(rep.values[key], estimate=point[metric])
+            low, high = B.bootstrap_interval(rep.values[key], estimate=point[metric])
             hits[metric] += bool(low <= truth <= high)
     for metric, count in hits.items():
         assert 0.90 <= count / n_sims <= 0.99, (metric, count / n_sims)
@@ -222,9 +224,9 @@ def test_bootstrap_intervals_cover_the_truth() -> None:
 
 def test_paired_bootstrap_of_a_method_against_itself_is_zero() -> None:
     frame = clustered_predictions()
-    boot = S.cluster_bootstrap(frame["video"], strata=frame["label"], n_boot=200, seed=0)
+    boot = B.cluster_bootstrap(frame["video"], strata=frame["label"], n_boot=200, seed=0)
     y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
-    result = S.paired_bootstrap(lambda w: S.weighted_auc(y, s, w), lambda w: S.weighted_auc(y, s, w), boot)
+    result = B.paired_bootstrap(lambda w: RP.weighted_auc(y, s, w), lambda w: RP.weighted_auc(y, s, w), boot)
     assert (result.estimate, result.low, result.high, result.p) == (0.0, 0.0, 0.0, 1.0)
 
 
@@ -236,9 +238,9 @@ def test_replicates_equal_compute_metrics_on_the_resampled_table(cluster: str, s
     clusters mixing labels and groups), whichever AUC strategy runs."""
     frame = clustered_predictions(n_videos=120)
     clusters = np.arange(len(frame)) if cluster == "none" else frame[cluster].to_numpy()
-    boot = S.cluster_bootstrap(clusters, strata=frame["label"] * 10 + frame["intersection"], n_boot=6, seed=4)
-    rep = S.replicate_metrics(frame, boot, strategy=strategy)
-    assert set(rep.values) == {("all", m) for m in S.BOOTSTRAP_DETECTION} | {
+    boot = B.cluster_bootstrap(clusters, strata=frame["label"] * 10 + frame["intersection"], n_boot=6, seed=4)
+    rep = RP.replicate_metrics(frame, boot, strategy=strategy)
+    assert set(rep.values) == {("all", m) for m in ("AUC", "ACC", "log_loss", "brier")} | {
         (a, m) for a in ("gender", "race", "intersection") for m in
         ("F_FPR", "F_OAE", "F_DP", "F_MEO", "F_EFPR", "F_EO", "G_AUC", "F_FNR", "worst_AUC", "worst_ACC")}
     for b in range(boot.n_boot):
@@ -255,9 +257,9 @@ def test_weighted_helpers_equal_repeated_samples() -> None:
     frame = clustered_predictions(n_videos=50, frames=2)
     y, s, g = frame["label"].to_numpy(), frame["score"].to_numpy(), frame["intersection"].to_numpy()
     weights = np.random.default_rng(3).integers(0, 3, size=(3, len(frame))).astype(float)
-    aucs = S.weighted_auc(y, s, weights)
-    group_aucs = S.weighted_auc(y, s, weights, groups=g, n_groups=8)
-    tp, fp, tn, fn = S.weighted_group_counts(y, s >= 0.5, g, weights, n_groups=8)
+    aucs = RP.weighted_auc(y, s, weights)
+    group_aucs = RP.weighted_auc(y, s, weights, groups=g, n_groups=8)
+    tp, fp, tn, fn = RP.weighted_group_counts(y, s >= 0.5, g, weights, n_groups=8)
     for b in range(3):
         repeated = frame.loc[frame.index.repeat(weights[b].astype(int))]
         table = compute_metrics(repeated, metrics=["AUC", "G_AUC"], attributes=["intersection"])
@@ -265,7 +267,7 @@ def test_weighted_helpers_equal_repeated_samples() -> None:
         known = repeated[repeated["intersection"] >= 0]
         for group, rows in known.groupby("intersection"):
             if rows["label"].nunique() == 2:
-                assert group_aucs[b, group] == pytest.approx(S.weighted_auc(rows["label"], rows["score"],
+                assert group_aucs[b, group] == pytest.approx(RP.weighted_auc(rows["label"], rows["score"],
                                                                             np.ones((1, len(rows))))[0])
             assert tp[b, group] == ((rows["label"] == 1) & (rows["score"] >= 0.5)).sum()
             assert fp[b, group] == ((rows["label"] == 0) & (rows["score"] >= 0.5)).sum()
@@ -372,11 +374,11 @@ def test_signed_rank_null_equals_enumeration() -> None:
 
 # ------------------------------------------------------------------------------------------ user errors
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda: S.cluster_bootstrap(np.arange(4), n_boot=0), "bootstrap replicates must be an integer >= 1"),
-    (lambda: S.bootstrap_interval([1.0, 2.0], estimate=1.0, alpha=1.5), "alpha must be a number strictly"),
-    (lambda: S.bootstrap_interval([1.0], estimate=1.0, method="bca"), "Unknown interval method 'bca'"),
+    (lambda: B.cluster_bootstrap(np.arange(4), n_boot=0), "bootstrap replicates must be an integer >= 1"),
+    (lambda: B.bootstrap_interval([1.0, 2.0], estimate=1.0, alpha=1.5), "alpha must be a number strictly"),
+    (lambda: B.bootstrap_interval([1.0], estimate=1.0, method="bca"), "Unknown interval method 'bca'"),
     (lambda: S.delong_test([1, 1, 1], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1]), "needs both fakes and reals"),
-    (lambda: S.cluster_bootstrap(np.arange(4), strata=[0, 1], n_boot=5), "strata: expected 4 values"),
+    (lambda: B.cluster_bootstrap(np.arange(4), strata=[0, 1], n_boot=5), "strata: expected 4 values"),
 ])
 def test_user_errors_are_bench_errors(call, message: str) -> None:
     with pytest.raises(BenchError, match=message):

@@ -1,0 +1,248 @@
+"""What a report reads and what it returns: the selection and settings, the prediction files grouped into
+test sets, the resampled values, and the finished `Report`.
+
+`load_predictions` reads every finished job's predictions from the results folder (rows sorted by sample
+id), `Selection.apply` keeps the part a report covers, and `group_test_sets` groups the files of one test
+domain over the same samples into a `TestSet` (row i is the same frame for every method), which the
+bootstrap resamples once for every file on it. Everything here is data and reading; the numbers are
+computed by `bench.tidy`, `bench.resampling`, `bench.tables` and `bench.significance`, put together by
+`bench.report`. No torch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from bench.bootstrap import ClusterBootstrap
+from bench.errors import BenchError
+from bench.stats import DeLongParts
+from bench.store import RunRecord, Store, read_predictions
+
+FORMATS = ("csv", "md", "tex")
+CLUSTERS = ("video", "identity", "none")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which predictions a report covers: comma-separated names or globs of methods, training domains and
+    test domains (``all``: every one in the results folder). A report of a selection is written to its own
+    folder (``reports/<name>``), so the report of the whole folder is never overwritten by a part of it."""
+
+    methods: str = "all"
+    train: str = "all"
+    test: str = "all"
+
+    @property
+    def everything(self) -> bool:
+        return all(_patterns(v) is None for v in (self.methods, self.train, self.test))
+
+    def describe(self) -> str:
+        parts = [f"{flag} {value}" for flag, value in self._flags() if _patterns(value) is not None]
+        return ", ".join(parts) or "everything in the results folder"
+
+    def folder_name(self) -> str:
+        """``train-synth-ff_methods-pg-fdd+xception``: the selection as a folder name."""
+        parts = [f"{flag.removeprefix('--')}-{'+'.join(_patterns(value))}" for flag, value in self._flags()
+                 if _patterns(value) is not None]
+        return re.sub(r"[^A-Za-z0-9._+-]", "", "_".join(parts).replace("*", "x")) or "all"
+
+    def apply(self, files: list[PredictionFile]) -> list[PredictionFile]:
+        """The files of the selected methods, training domains and test domains; a pattern that matches
+        nothing there is a `BenchError` naming what there is."""
+        for flag, value, names in (("--methods", self.methods, {f.run.method for f in files}),
+                                   ("--train", self.train, {f.run.train for f in files}),
+                                   ("--test", self.test, {f.domain for f in files})):
+            for pattern in _patterns(value) or ():
+                if not fnmatch.filter(names, pattern):
+                    raise BenchError(f"{flag} {pattern!r} matches nothing in this results folder; there: "
+                                     f"{', '.join(sorted(names))}.")
+        kept = [f for f in files if _selected(f.run.method, self.methods) and _selected(f.run.train, self.train)
+                and _selected(f.domain, self.test)]
+        if not kept:
+            raise BenchError(f"No predictions match {self.describe()}; widen the selection.")
+        for i, f in enumerate(kept):
+            f.index = i
+        return kept
+
+    def _flags(self) -> list[tuple[str, str]]:
+        return [("--methods", self.methods), ("--train", self.train), ("--test", self.test)]
+
+
+EVERYTHING = Selection()
+
+
+def _patterns(value: str) -> list[str] | None:
+    """The comma-separated patterns of a selection flag; None for ``all`` (or nothing given)."""
+    patterns = [p.strip() for p in value.split(",") if p.strip()]
+    return None if not patterns or "all" in patterns else patterns
+
+
+def _selected(name: str, value: str) -> bool:
+    patterns = _patterns(value)
+    return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What a report computes; every field is printed into report.md."""
+
+    metrics: str = "all"
+    threshold: float = 0.5
+    policy: str = "both-classes"
+    min_group_size: int = 1
+    baseline: str | None = None  # None: "xception" when present
+    n_boot: int = 1000
+    alpha: float = 0.05
+    cluster: str = "video"
+    formats: tuple[str, ...] = FORMATS
+    plots: bool = True
+    seed: int = 0
+    selection: Selection = EVERYTHING
+
+    def __post_init__(self) -> None:
+        if self.cluster not in CLUSTERS:
+            raise BenchError(f"Unknown cluster unit {self.cluster!r}; expected one of: {', '.join(CLUSTERS)}.")
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise BenchError(f"Unknown format(s) {', '.join(map(repr, unknown)) or '(none given)'} in --formats; "
+                             f"choose from: {', '.join(FORMATS)} (comma-separated).")
+        if isinstance(self.n_boot, bool) or not isinstance(self.n_boot, int) or self.n_boot < 0:
+            raise BenchError(f"--bootstrap must be a whole number >= 0 (0: no bootstrap); got {self.n_boot!r}.")
+        if not (isinstance(self.alpha, float | int) and 0.0 < self.alpha < 0.5):
+            raise BenchError(f"--alpha must be a number between 0 and 0.5, e.g. 0.05; got {self.alpha!r}.")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"csv,md"`` -> ("csv", "md"), validated (a `BenchError` names an unknown format)."""
+    formats = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    ReportSettings(formats=formats)
+    return formats
+
+
+# ============================================================================================ loading
+@dataclass(eq=False)
+class PredictionFile:
+    """One job's predictions on one test domain, rows sorted by sample id (aligned with its test set)."""
+
+    run: RunRecord
+    domain: str
+    frame: pd.DataFrame
+    test_set: str = ""
+    index: int = 0
+
+    @property
+    def keys(self) -> dict[str, Any]:
+        return {"method": self.run.method, "role": self.run.role, "train": self.run.train, "test": self.domain,
+                "seed": self.run.seed}
+
+    @property
+    def scope(self) -> str:
+        return "intra" if self.domain == self.run.train else "cross"
+
+
+@dataclass(eq=False)
+class TestSet:
+    """The samples of one test domain that a group of files all predict, with its resampling."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    key: str
+    domain: str
+    reference: pd.DataFrame
+    clusters: np.ndarray
+    files: list[PredictionFile] = field(default_factory=list)
+    boot: ClusterBootstrap | None = None
+
+
+def load_predictions(store: Store, *, progress: bool = True) -> list[PredictionFile]:
+    """Every finished job's prediction files, read and sorted by sample id."""
+    runs = store.finished_runs()
+    if not runs:
+        unfinished = store.unfinished_runs()
+        hint = (f" ({len(unfinished)} unfinished job folder(s) there: rerun `bench run` to finish them)"
+                if unfinished else "")
+        raise BenchError(f"No finished runs in {store.runs}{hint}; run `python -m bench run` first, or point "
+                         f"--out at the results folder.")
+    pending = [(run, domain, path) for run in runs for domain, path in run.prediction_files().items()]
+    files = []
+    for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):
+        frame = read_predictions(path)
+        frame = frame.sort_values("sample", kind="stable", ignore_index=True)
+        files.append(PredictionFile(run=run, domain=domain, frame=frame))
+    for i, f in enumerate(files):
+        f.index = i
+    return files
+
+
+def group_test_sets(files: list[PredictionFile], *, cluster: str) -> tuple[dict[str, TestSet], list[str]]:
+    """Files of one domain over the same samples (same ids, labels and groups) form one test set.
+
+    Returns the test sets by key and warnings: a domain whose files cover different samples (a changed
+    data set between runs) is split into several test sets, and methods are compared within each only.
+    """
+    by_domain: dict[str, dict[str, list[PredictionFile]]] = {}
+    for f in files:
+        fingerprint = _fingerprint(f.frame)
+        by_domain.setdefault(f.domain, {}).setdefault(fingerprint, []).append(f)
+    sets, warnings = {}, []
+    for domain in sorted(by_domain):
+        variants = by_domain[domain]
+        if len(variants) > 1:
+            warnings.append(f"Test domain {domain!r} was predicted on {len(variants)} different sample sets (the data "
+                            f"changed between runs); methods are compared only within each set.")
+        for i, (_, group) in enumerate(sorted(variants.items(), key=lambda kv: kv[1][0].index)):
+            key = domain if len(variants) == 1 else f"{domain}#{i + 1}"
+            reference = group[0].frame
+            clusters = (np.arange(len(reference)) if cluster == "none"
+                        else pd.factorize(reference[cluster].to_numpy())[0])
+            test_set = TestSet(key=key, domain=domain, reference=reference, clusters=clusters, files=group)
+            for f in group:
+                f.test_set = key
+            sets[key] = test_set
+    return sets, warnings
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame[["sample", "label", "intersection"]], index=False).to_numpy()
+    return hashlib.sha1(hashed.tobytes()).hexdigest()
+
+
+@dataclass(eq=False)
+class Resampled:
+    """Bootstrap replicates of every file: ``values`` (n_files, K, B) for ``columns``; per-group FPR/TPR of the
+    intersection (n_files, B, G); DeLong pieces per file."""
+
+    columns: list[str]
+    values: np.ndarray
+    fpr: np.ndarray | None
+    tpr: np.ndarray | None
+    delong: dict[int, DeLongParts]
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.values.shape[2])
+
+
+@dataclass
+class Report:
+    """Everything a report computed, for callers (tests, notebooks) and for the figures."""
+
+    settings: ReportSettings
+    tables: dict[str, pd.DataFrame]
+    leaderboard_long: pd.DataFrame
+    figures: dict[str, list[Path]]
+    warnings: list[str]
+    path: Path
+    seconds: float
+    test_sets: dict[str, TestSet] = field(default_factory=dict)
+    resampled: Resampled | None = None
+    results: Path | None = None  # the results folder the predictions came from

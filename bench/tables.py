@@ -1,0 +1,235 @@
+"""The report's tables, computed from the tidy metrics (and the bootstrap for their intervals).
+
+- `leaderboard` (long) and `wide_leaderboard`: per method and scope, each metric averaged over the
+  scope's train -> test pairs, then mean, std (ddof=1) and a bootstrap CI over seeds; rank and best;
+- `pair_table` (every metric per train -> test pair) and `paper_table` (the paper's layout);
+- `group_rates`: per intersection group FPR and TPR with CIs, the data behind the group-rate figure;
+- `control_table` (the benchmark check), `groups_table` (how many groups stand behind each gap),
+  `provenance_table` and `seeds_table`.
+
+Each function returns a plain DataFrame; `bench.render` decides how it reads. No torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench import bootstrap
+from bench.groups import INTERSECTIONS, NUM_INTERSECTIONS
+from bench.metrics import METRICS, group_table
+from bench.predictions import PredictionFile, Resampled
+from bench.resampling import replicate_mean
+from bench.store import RunRecord
+from bench.tidy import Tidy, higher_is_better, metric_of, scope_order
+
+PAPER_ATTRIBUTES = ("intersection", "gender", "race")
+PAPER_METRICS = ("F_FPR", "F_OAE", "F_DP", "F_MEO")
+
+
+# ============================================================================================ leaderboards
+def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Long leaderboard: per (method, scope, column) the mean and std (ddof=1) over seeds of the pair-averaged
+    value, the bootstrap CI of that mean, the counts behind it, the rank within (scope, column) and the best.
+
+    The CI resamples the test videos of every test set (the same resamples for every method), averages each
+    replicate exactly as the point value is averaged (over pairs, then seeds), and takes percentiles: it
+    is the uncertainty due to the finite test sets for these trained models; the std is the spread over
+    training seeds.
+    """
+    board = (tidy.per_seed.groupby(["method", "scope", "attribute", "metric", "column"], sort=False)
+             .agg(mean=("pair_mean", "mean"), std=("pair_mean", lambda v: v.std(ddof=1)),
+                  n_seeds=("seed", "nunique"), n_pairs=("n_pairs", "max")).reset_index())
+    board["ci_low"] = np.nan
+    board["ci_high"] = np.nan
+    if resampled is not None and resampled.n_boot > 0:
+        position = {c: i for i, c in enumerate(resampled.columns)}
+        rows = [i for i, c in enumerate(board["column"]) if c in position]
+        for (method, scope), cell in board.iloc[rows].groupby(["method", "scope"], sort=False):
+            files = tidy.main_files
+            replicate = replicate_mean(files[(files["method"] == method) & (files["scope"] == scope)],
+                                       resampled.values)  # (K, B)
+            k = [position[c] for c in cell["column"]]
+            estimate = np.full(len(resampled.columns), np.nan)
+            estimate[k] = cell["mean"].to_numpy()
+            low, high = bootstrap.bootstrap_interval(replicate, estimate=estimate, alpha=alpha)
+            board.loc[cell.index, "ci_low"] = np.maximum(low[k], 0.0)  # every resampled metric is >= 0
+            ceiling = [100.0 if _is_rate(c) else np.inf for c in cell["column"]]
+            board.loc[cell.index, "ci_high"] = np.minimum(high[k], ceiling)
+    board["higher_is_better"] = [METRICS.get(m).higher_is_better for m in board["metric"]]
+    signed = np.where(board["higher_is_better"], -board["mean"], board["mean"])
+    board["rank"] = pd.Series(signed, index=board.index).groupby([board["scope"], board["column"]]).rank(method="min")
+    board["best"] = board["rank"] == 1
+    return board
+
+
+def _is_rate(column: str) -> bool:
+    """AUC, accuracies and worst-group values are probabilities x 100: an interval stops at 100. (Intersecting
+    an interval with the metric's range keeps its coverage.)"""
+    metric = METRICS.get(metric_of(column))
+    return metric.unit == "%" and metric.higher_is_better
+
+
+def wide_leaderboard(board: pd.DataFrame, columns: Sequence[str] | None = None, *,
+                     prefix: bool = True) -> pd.DataFrame:
+    """Rows (scope, method); per column its mean, std, CI (when bootstrapped) and rank. Rows are ordered by
+    scope, then by rank on the first column (AUC when present), then by name."""
+    columns = list(dict.fromkeys(board["column"])) if columns is None else [c for c in columns
+                                                                              if c in set(board["column"])]
+    if not columns:
+        return pd.DataFrame(columns=["scope", "method", "n_seeds", "n_pairs"])
+    sub = board[board["column"].isin(columns)]
+    index = ["scope", "method"]
+    counts = sub.groupby(index, sort=False)[["n_seeds", "n_pairs"]].max()
+    data: dict[str, pd.Series] = {"n_seeds": counts["n_seeds"], "n_pairs": counts["n_pairs"]}
+    bootstrapped = set(sub.loc[sub["ci_low"].notna() | sub["ci_high"].notna(), "column"])
+    for column in columns:
+        rows = sub[sub["column"] == column].set_index(index)
+        name = column if prefix else metric_of(column)
+        data[name], data[f"{name} std"] = rows["mean"], rows["std"]
+        if column in bootstrapped:
+            data[f"{name} ci_low"], data[f"{name} ci_high"] = rows["ci_low"], rows["ci_high"]
+        data[f"{name} rank"] = rows["rank"]
+    wide = pd.DataFrame(data).reset_index()
+    first = columns[0] if prefix else metric_of(columns[0])
+    wide["_scope"] = scope_order(wide["scope"])
+    wide = wide.sort_values(["_scope", f"{first} rank", "method"], kind="stable").drop(columns="_scope")
+    return wide.reset_index(drop=True)
+
+
+def attribute_columns(board: pd.DataFrame, attribute: str) -> list[str]:
+    """A per-attribute leaderboard's columns: AUC, then every fairness metric of the attribute."""
+    present = set(board["column"])
+    fairness = [f"{attribute}/{m}" for m in METRICS.select("fairness") if f"{attribute}/{m}" in present]
+    return (["AUC"] if "AUC" in present else []) + fairness
+
+
+# ============================================================================================ pair tables
+def pair_table(tidy: Tidy) -> pd.DataFrame:
+    """Per (method, role, train, test): the seed-mean of every metric, one column per metric."""
+    tidy = tidy.frame
+    index = ["method", "role", "train", "test", "scope"]
+    wide = tidy.groupby([*index, "column"], sort=False)["value"].mean().unstack("column")  # keeps all-NaN columns
+    wide = wide[list(dict.fromkeys(tidy["column"]))]
+    wide.insert(0, "n_seeds", tidy.groupby(index, sort=False)["seed"].nunique())
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def paper_table(tidy: Tidy) -> pd.DataFrame:
+    """Per train -> test pair, the paper's layout: F_FPR, F_OAE, F_DP, F_MEO for intersection, gender and race,
+    then AUC; mean and std (ddof=1) over seeds; main runs only; rank 1 marked per pair and column."""
+    columns = [f"{a}/{m}" for a in PAPER_ATTRIBUTES for m in PAPER_METRICS] + ["AUC"]
+    main = tidy.main[tidy.main["column"].isin(columns)]
+    if main.empty:
+        return pd.DataFrame(columns=["train", "test", "scope", "method", "n_seeds"])
+    columns = [c for c in columns if c in set(main["column"])]
+    index = ["train", "test", "scope", "method"]
+    stats_ = main.groupby([*index, "column"], sort=False)["value"].agg(mean="mean", std=lambda v: v.std(ddof=1))
+    mean, std = stats_["mean"].unstack("column"), stats_["std"].unstack("column")  # all-NaN std columns kept
+    data: dict[str, pd.Series] = {"n_seeds": main.groupby(index, sort=False)["seed"].nunique()}
+    for column in columns:
+        data[column], data[f"{column} std"] = mean[column], std[column]
+    table = pd.DataFrame(data).reset_index()
+    for column in columns:
+        signed = -table[column] if higher_is_better(column) else table[column]
+        table[f"{column} rank"] = signed.groupby([table["train"], table["test"]]).rank(method="min")
+    return table.sort_values(["train", "test", "method"], kind="stable").reset_index(drop=True)
+
+
+def group_rates(tidy: Tidy, files: list[PredictionFile], resampled: Resampled | None, *,
+                threshold: float, alpha: float) -> pd.DataFrame:
+    """Per (method, scope, intersection group): FPR and TPR averaged like a leaderboard cell (over pairs, then
+    seeds), with bootstrap CIs; the data behind the group-rate bars."""
+    n_groups = NUM_INTERSECTIONS
+    point = np.full((len(files), 2, n_groups), np.nan)
+    for f in files:
+        table = group_table(f.frame["label"], f.frame["score"], f.frame["intersection"], threshold=threshold)
+        codes = table.index.to_numpy()
+        keep = codes < n_groups
+        point[f.index, 0, codes[keep]] = table["FPR"].to_numpy()[keep]
+        point[f.index, 1, codes[keep]] = table["TPR"].to_numpy()[keep]
+    rows = []
+    reps = None
+    if resampled is not None and resampled.fpr is not None:
+        reps = np.stack([resampled.fpr, resampled.tpr], axis=1).transpose(0, 1, 3, 2)  # (files, 2, G, B)
+    for (method, scope), cell in tidy.main_files.groupby(["method", "scope"], sort=False):
+        value = replicate_mean(cell, point[:, :, :, None])[..., 0]  # (2, G)
+        if reps is not None:
+            low, high = bootstrap.bootstrap_interval(replicate_mean(cell, reps), estimate=value, alpha=alpha)
+            low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)  # rates
+        else:
+            low = high = np.full((2, n_groups), np.nan)
+        for g in range(n_groups):
+            if np.isnan(value[:, g]).all():
+                continue
+            rows.append({"method": method, "scope": scope, "group": g, "group_name": INTERSECTIONS[g],
+                         "FPR": 100 * value[0, g], "FPR ci_low": 100 * low[0, g], "FPR ci_high": 100 * high[0, g],
+                         "TPR": 100 * value[1, g], "TPR ci_low": 100 * low[1, g], "TPR ci_high": 100 * high[1, g]})
+    return pd.DataFrame(rows, columns=["method", "scope", "group", "group_name", "FPR", "FPR ci_low", "FPR ci_high",
+                                       "TPR", "TPR ci_low", "TPR ci_high"])
+
+
+
+# ============================================================================================ other tables
+def control_table(tidy: Tidy, runs: list[RunRecord]) -> pd.DataFrame:
+    """The baseline's in-domain intersection F_FPR with the bias knobs on against off, per control."""
+    tidy = tidy.frame
+    rows = []
+    controls = {(r.train, r.method): r.config["job"].get("control_for") for r in runs if r.role == "control"}
+    gaps = tidy[(tidy["attribute"] == "intersection") & (tidy["metric"] == "F_FPR") & (tidy["scope"] == "intra")]
+    for (control, method), control_for in controls.items():
+        biased = gaps[(gaps["role"] == "main") & (gaps["method"] == method) & (gaps["train"] == control_for)]
+        fair = gaps[(gaps["role"] == "control") & (gaps["method"] == method) & (gaps["train"] == control)]
+        rows.append({"method": method, "domain": control_for, "control": control,
+                     "F_FPR_bias_on": biased["value"].mean(), "F_FPR_bias_off": fair["value"].mean(),
+                     "seeds_on": biased["seed"].nunique(), "seeds_off": fair["seed"].nunique()})
+    return pd.DataFrame(rows, columns=["method", "domain", "control", "F_FPR_bias_on", "F_FPR_bias_off",
+                                       "seeds_on", "seeds_off"])
+
+
+def groups_table(tidy: Tidy) -> pd.DataFrame:
+    """Per (test domain, attribute, fairness metric): how many groups entered the gap (min and max over the
+    jobs) and the smallest group among them, so a gap over two tiny groups is visibly weak."""
+    fair = tidy.frame[tidy.frame["attribute"] != "all"]
+    table = (fair.groupby(["test", "attribute", "metric"], sort=False)
+             .agg(n_groups_min=("n_groups", "min"), n_groups_max=("n_groups", "max"),
+                  min_group_n=("min_group_n", "min"), jobs=("job", "nunique")).reset_index())
+    return table.astype({"n_groups_min": "Int64", "n_groups_max": "Int64", "min_group_n": "Int64"})
+
+
+def provenance_table(runs: list[RunRecord]) -> pd.DataFrame:
+    """One row per finished job: identity, selection, and where and with what it ran."""
+    rows = []
+    for run in runs:
+        config, prov = run.config, run.config.get("provenance", {})
+        packages = prov.get("packages", {}) or {}
+        training = config.get("training", {}) or {}
+        selection = training.get("selection") or config.get("config", {}).get("train", {}).get("selection")
+        rows.append({
+            "job": run.job_id, "method": run.method, "role": run.role, "train": run.train, "seed": run.seed,
+            "config_hash": _config_hash(run), "selection": selection, "best_epoch": training.get("best_epoch"),
+            "epochs": training.get("epochs"), "git_revision": (prov.get("git_revision") or "")[:12],
+            "git_dirty": prov.get("git_dirty"), "device": prov.get("device"), "python": prov.get("python"),
+            **{f"pkg {name}": version for name, version in packages.items()},
+            "finished": prov.get("finished"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _config_hash(run: RunRecord) -> str:
+    """The job's identity hash: the suffix of its folder name, else a hash of its recorded identity."""
+    suffix = run.job_id.rsplit("__", 1)[-1]
+    if len(suffix) == 10 and all(c in "0123456789abcdef" for c in suffix):
+        return suffix
+    identity = repr(sorted(run.config.get("identity", {}).items()))
+    return hashlib.sha256(identity.encode()).hexdigest()[:10]
+
+
+def seeds_table(tidy: Tidy) -> pd.DataFrame:
+    """Which seeds each (method, role, train domain) has: the report says how many each cell averages."""
+    grouped = tidy.frame.groupby(["method", "role", "train"], sort=True)["seed"]
+    return grouped.agg(n_seeds="nunique", seeds=lambda s: ", ".join(map(str, sorted(set(s))))).reset_index()
