@@ -368,7 +368,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--threshold", type=float, default=0.5, help="P(fake) threshold for ACC and rates")
     p.add_argument("--policy", default="both-classes", choices=["both-classes", "defined"],
-                   help="which groups enter a fairness gap (docs: METRICS.md)")
+                   help="which groups enter a fairness gap (see docs/METRICS.md)")
     p.add_argument("--min-group-size", type=_positive_int, default=1, help="leave smaller groups out of gaps")
     p.add_argument("--metrics", default="all", help="metric names, aliases or globs (default: all)")
     p.add_argument("--methods", default="all", help="report only these methods (names or globs, comma-separated)")
