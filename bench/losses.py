@@ -13,7 +13,11 @@ host (the public DAW-FDD code searches lambda with scipy on the CPU at every ste
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+FLOAT32_LOG_MAX = math.log(torch.finfo(torch.float32).max)  # exp(x) overflows float32 above this (88.72)
 
 
 def cvar(losses: torch.Tensor, alpha: float, *, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -74,7 +78,7 @@ def _at_least_float32(losses: torch.Tensor) -> torch.Tensor:
 
 
 def smoothed_cvar(values: torch.Tensor, alpha: float, *, mask: torch.Tensor | None = None, tau1: float = 1e-3,
-                  tau2: float = 1e-4, iterations: int = 60) -> torch.Tensor:
+                  tau2: float = 1e-4, iterations: int = 60, float32_guard: bool = False) -> torch.Tensor:
     """The smoothed CVaR of PG-FDD's outer level over the (masked) entries of ``values``:
 
         min over lambda of  lambda + tau2/(2a) lambda^2 + 1/(a k) sum_j tau1 softplus((v_j - lambda) / tau1)
@@ -84,6 +88,11 @@ def smoothed_cvar(values: torch.Tensor, alpha: float, *, mask: torch.Tensor | No
     of width about max(v) - min(v) leave an error far below float precision. Lambda is found without
     gradients and then held fixed, so gradients reach each v_j through its softplus term, weighted by
     sigmoid((v_j - lambda)/tau1) / (a k). As tau1 and tau2 go to 0 this tends to CVaR_a.
+
+    ``float32_guard`` evaluates the objective at lambda = max(lambda*, max_j v_j - tau1 ln(FLT_MAX)) instead,
+    where the public code's search stops: it rejects every lambda at which exp((v_j - lambda)/tau1)
+    overflows float32. When the entries are spread out that bound binds, the value stays close to the
+    largest v_j, and the gradient gives the worst entry about 1/(a k) instead of CVaR's share.
     """
     _check_alpha(alpha)
     values = values.double()  # tau1 = 1e-3 makes the softplus arguments large: keep the bisection exact
@@ -107,6 +116,8 @@ def smoothed_cvar(values: torch.Tensor, alpha: float, *, mask: torch.Tensor | No
             low = torch.where(slope < 0, mid, low)
             high = torch.where(slope < 0, high, mid)
         lam = (low + high) / 2
+        if float32_guard:
+            lam = torch.maximum(lam, torch.where(valid, v, -big).max() - tau1 * FLOAT32_LOG_MAX)
     result = objective(lam, values)
     return torch.where(valid.any(), result, torch.zeros_like(result)).float()
 
