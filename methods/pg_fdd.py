@@ -30,7 +30,6 @@ from bench.losses import cvar, grouped_cvar, masked_max, smoothed_cvar
 from bench.method import METHODS, Method, MethodInfo, Needs
 from bench.sam import SAM
 
-
 # What `profile` sets. "official": the public code's choices where they differ from the corrected method
 # (docs/METHODS.md, "PG-FDD against the authors' code"); everything else already matches it.
 PROFILES: dict[str, dict[str, Any]] = {
