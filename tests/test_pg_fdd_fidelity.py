@@ -220,13 +220,15 @@ def test_decoder_equals_the_reference_with_both_streams_in_every_stage(feature_s
         out = forward(forgery, content)
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
         results.append([out.detach(), forgery.grad, content.grad] + [p.grad for p in decoder.parameters()])
-    for got, expected in zip(*results, strict=True):
-        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for got, expected in zip(*results, strict=True):  # float rounding only (x / 0.7 against x * (1 / 0.7))
+        assert (got - expected).abs().max() <= 1e-5 * expected.abs().max() + 1e-7
 
 
 def test_one_update_is_unchanged_by_the_decoder_savings() -> None:
     """The default preset's model and batch: one SAM update with the decoder as it is and with the
-    reference decoder gives the same losses and the same new weights."""
+    reference decoder gives the same losses (at w and at the perturbed weights) and the same gradient
+    handed to the base optimiser. (Not the same new weights: Adam's first step is lr * sign(gradient),
+    which float rounding flips where a gradient is about 0.)"""
     info = MethodInfo(image_size=32, group_counts=(100,) * 8, num_manipulations=4, epochs=1, steps_per_epoch=1,
                       device=torch.device("cpu"))
     batch = default_batch(pairs=8)
@@ -238,13 +240,13 @@ def test_one_update_is_unchanged_by_the_decoder_savings() -> None:
             method.net.decoder.forward = types.MethodType(reference_decoder_forward, method.net.decoder)
         method.train()
         logs = method.update(batch)
-        results.append((logs, [p.detach().clone() for p in method.parameters()]))
-    (logs, weights), (ref_logs, ref_weights) = results
+        results.append((logs, [p.grad.clone() for p in method.parameters()]))
+    (logs, grads), (ref_logs, ref_grads) = results
     assert logs.keys() == ref_logs.keys()
     for key in logs:
         assert torch.allclose(torch.as_tensor(logs[key]), torch.as_tensor(ref_logs[key]), rtol=1e-5), key
-    for got, expected in zip(weights, ref_weights, strict=True):
-        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7)
+    for got, expected in zip(grads, ref_grads, strict=True):
+        assert (got - expected).abs().max() <= 1e-4 * expected.abs().max() + 1e-7
 
 
 # ---------------------------------------------------------------------------------------------- profile
