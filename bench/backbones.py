@@ -2,7 +2,9 @@
 
 Every backbone maps images (N, 3, H, W) to a feature map (N, C, h, w) and exposes ``num_features`` (C),
 so a method can pool it (the baseline's `BackboneClassifier`, a building block any method may use) or
-decode from it (PG-FDD). Nothing is downloaded: pretrained weights come only from a file the user names.
+decode from it (PG-FDD). `drop_final_activation` gives a method the map before the backbone's last
+activation instead (PG-FDD's encoders, like the authors' Xception, read the last BatchNorm's output).
+Nothing is downloaded: pretrained weights come only from a file the user names.
 """
 
 from __future__ import annotations
@@ -81,6 +83,56 @@ def create_backbone(name: str, *, pretrained: str = "") -> nn.Module:
         print(f"WARNING: backbone {name!r} starts from random weights; name an ImageNet weights file with "
               f"--set method.pretrained=PATH to follow the paper.", file=sys.stderr)
     return backbone
+
+
+# Activation modules a feature map can end in: torch's and timm's element-wise activations.
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+                nn.Mish, nn.Hardswish, nn.Hardtanh, nn.Softplus)
+_NO_OPS = (nn.Identity, nn.Dropout)
+
+
+def drop_final_activation(backbone: nn.Module, *, image_size: int) -> str | None:
+    """Make ``backbone`` return its feature map before its final activation; return that activation's name.
+
+    One forward pass at ``image_size`` (in eval mode, without gradients) records the order in which the
+    leaf modules run. When the last one that does anything is an element-wise activation module, runs once,
+    and produces the backbone's output, it is replaced by identity: the map then ends in what came before
+    it (legacy_xception: bn4 instead of relu(bn4); ResNets: the last block's sum before its ReLU; timm's
+    EfficientNets: bn2 without its activation; the bench CNNs: their last BatchNorm). Otherwise (an
+    activation applied inside a functional call, or a map that ends in a norm, as in vision transformers)
+    the backbone is left as it is and None is returned. Parameters and state-dict keys do not change.
+    """
+    calls: list[tuple[str, nn.Module, torch.Tensor]] = []
+    handles = [module.register_forward_hook(lambda m, _i, out, name=name: calls.append((name, m, out)))
+               for name, module in backbone.named_modules() if not list(module.children())]
+    was_training = backbone.training
+    try:
+        backbone.eval()
+        with torch.no_grad():
+            result = backbone(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        backbone.train(was_training)
+        for handle in handles:
+            handle.remove()
+    acting = [(name, module, out) for name, module, out in calls if not isinstance(module, _NO_OPS)]
+    if not acting:
+        return None
+    name, module, out = acting[-1]
+    runs = sum(m is module for _, m, _ in calls)
+    same_output = isinstance(out, torch.Tensor) and out.shape == result.shape and out.data_ptr() == result.data_ptr()
+    if not isinstance(module, _ACTIVATIONS + _timm_activations()) or runs != 1 or not same_output:
+        return None
+    backbone.set_submodule(name, nn.Identity())
+    return name
+
+
+def _timm_activations() -> tuple[type, ...]:
+    """timm's own activation classes (GELU, Swish, HardSwish, ...), when timm is installed."""
+    try:
+        from timm.layers import activations
+    except ImportError:
+        return ()
+    return tuple(v for v in vars(activations).values() if isinstance(v, type) and issubclass(v, nn.Module))
 
 
 def load_pretrained(backbone: nn.Module, path: Path) -> None:

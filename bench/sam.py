@@ -38,9 +38,10 @@ class SAM:
         loss = compute_loss()
         loss.backward()
         with_grad = [p for p in params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in with_grad]))
+        grads = [p.grad for p in with_grad]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one op for all, not one each
         scale = self.rho / (norm + 1e-12)
-        shifts = [p.grad * scale for p in with_grad]
+        shifts = torch._foreach_mul(grads, scale)
         with torch.no_grad():
             torch._foreach_add_(with_grad, shifts)
         self.optimizer.zero_grad(set_to_none=True)

@@ -22,12 +22,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import create_backbone
+from bench.backbones import create_backbone, drop_final_activation
 from bench.batch import Batch
 from bench.config import MethodConfig, setting
+from bench.errors import ConfigError
 from bench.losses import cvar, grouped_cvar, masked_max, smoothed_cvar
 from bench.method import METHODS, Method, MethodInfo, Needs
 from bench.sam import SAM
+
+# What `profile` sets. "official": the public code's choices where they differ from the corrected method
+# (docs/METHODS.md, "PG-FDD against the authors' code"); everything else already matches it.
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "official": {"outer": "official", "score": "z1"},
+}
 
 
 @dataclass
@@ -39,8 +47,9 @@ class PgFddConfig(MethodConfig):
     fusion: bool = setting(True, help="classify the AdaIN fusion (False: classify the domain-agnostic feature)")
     fair_loss: bool = setting(True, help="bi-level fair loss on the detector head (False: plain CE)")
     dem_loss: bool = setting(True, help="LDAM loss on the demographic head")
-    outer: str = setting("smoothed", choices=("smoothed", "cvar", "max"),
-                         help="outer level over groups; 'max' behaves like the public code")
+    outer: str = setting("smoothed", choices=("smoothed", "official", "cvar", "max"),
+                         help="outer level over groups: the paper's smoothed CVaR; 'official': its value where "
+                              "the public code's float32 guard stops the search; plain 'cvar'; worst group 'max'")
     alpha_in: float = setting(0.9, minimum=0.001, maximum=1.0)
     alpha_out: float = setting(0.5, minimum=0.001, maximum=1.0)
     tau1: float = setting(1e-3, minimum=1e-9)
@@ -60,6 +69,18 @@ class PgFddConfig(MethodConfig):
     w_fair: float = setting(1.0, minimum=0.0)
     score: str = setting("difference", choices=("difference", "z1"),
                          help="fake-logit z1 - z0 (default) or z1 alone, as the public test script scores")
+    profile: str = setting("default", choices=tuple(PROFILES),
+                           help="'official' sets every setting where the public code differs to its choice: "
+                                + ", ".join(f"{k} = {v!r}" for k, v in PROFILES["official"].items()))
+
+    def __post_init__(self) -> None:
+        """Apply the profile: its settings replace the defaults; a different value set by hand is an error."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key, value in PROFILES[self.profile].items():
+            if getattr(self, key) not in (value, defaults[key]):
+                raise ConfigError(f"pg-fdd.profile={self.profile} sets {key} = {value!r}, but {key} = "
+                                  f"{getattr(self, key)!r} was asked for; drop one of the two settings.")
+            setattr(self, key, value)
 
 
 # ----------------------------------------------------------------------------------------------- blocks
@@ -106,11 +127,18 @@ def _conv_block(cin: int, cout: int, kernel: int = 1) -> nn.Conv2d:
 
 
 class Encoder(nn.Module):
-    """A backbone's feature map, then the 1x1 "adjust" layer: conv to ``dim`` channels + BN + ReLU."""
+    """A backbone's feature map before its final activation, then the 1x1 "adjust" layer: conv to ``dim``
+    channels + BN + ReLU.
 
-    def __init__(self, config: PgFddConfig, dim: int = 0) -> None:
+    The authors' Xception encoder feeds the adjust layer with its last BatchNorm's output (bn4), not with
+    relu(bn4) as timm's forward_features ends; `drop_final_activation` does the same for any backbone whose
+    map ends in an activation module (the baseline keeps the activation, as the authors' baseline does).
+    """
+
+    def __init__(self, config: PgFddConfig, *, image_size: int, dim: int = 0) -> None:
         super().__init__()
         self.backbone = create_backbone(config.backbone, pretrained=config.pretrained)
+        self.dropped_activation = drop_final_activation(self.backbone, image_size=image_size)
         self.dim = dim or config.encoder_dim or 2 * (min(512, self.backbone.num_features) // 2)
         self.adjust = nn.Sequential(nn.Conv2d(self.backbone.num_features, self.dim, 1, bias=False),
                                     nn.BatchNorm2d(self.dim), nn.ReLU(inplace=True))
@@ -146,11 +174,13 @@ class Head(nn.Module):
 class ConditionalDecoder(nn.Module):
     """UCF's conditional decoder: reconstructs an image from a content code restyled by a forgery code.
 
-    Each stage restyles the content stream with the forgery stream (AdaIN), upsamples both x2, applies
-    dropout and the same double 3x3 conv + ReLU to both; a 1x1 conv to RGB, a bilinear resize to the
-    input size and tanh finish. In the paper (8 x 8 maps of 256 px inputs) three stages bring the map to
-    64 x 64, a quarter of the input's side; the number of stages follows the same rule for any backbone
-    and size (one to three stages, channels halving from ``dim``), so the decoder's cost keeps its share.
+    Each stage restyles the content stream with the forgery stream (AdaIN), upsamples both x2 (bilinear,
+    corners aligned as in the public code), applies dropout and the same double 3x3 conv + ReLU to both; a
+    1x1 conv to RGB, a bilinear resize to the input size and tanh finish. The forgery stream only styles
+    the next stage, so the last stage leaves it alone (its output would never be used). In the paper (8 x 8
+    maps of 256 px inputs) three stages bring the map to 64 x 64, a quarter of the input's side; the number
+    of stages follows the same rule for any backbone and size (one to three stages, channels halving from
+    ``dim``).
     """
 
     def __init__(self, dim: int, feature_size: int, image_size: int, dropout: float) -> None:
@@ -168,21 +198,25 @@ class ConditionalDecoder(nn.Module):
 
     def forward(self, forgery: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         x, c = content, forgery
-        for conv in self.convs:
-            x = adain(x, c)
-            x = conv(self._dropout(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)))
-            c = conv(self._dropout(F.interpolate(c, scale_factor=2, mode="bilinear", align_corners=False)))
-        out = F.interpolate(self.to_rgb(x), size=(self.image_size, self.image_size), mode="bilinear",
-                            align_corners=False)
+        for stage, conv in enumerate(self.convs, start=1):
+            x = conv(self._dropout(_upsample(adain(x, c), scale_factor=2)))
+            if stage < self.stages:
+                c = conv(self._dropout(_upsample(c, scale_factor=2)))
+        out = _upsample(self.to_rgb(x), size=(self.image_size, self.image_size))
         return torch.tanh(out)  # (N, 3, H, W) in [-1, 1], like the normalised inputs
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         """Inverted dropout from a uniform mask: the same as nn.Dropout, twice as fast on the CPU, where
-        Bernoulli sampling of the decoder's maps was a tenth of a PG-FDD step."""
+        Bernoulli sampling of the decoder's maps was a tenth of a PG-FDD step. The mask is made in place
+        in the uniforms' buffer and already scaled, so the forward and the backward pass are one product each."""
         if not self.training or self.dropout == 0:
             return x
-        keep = torch.rand_like(x) >= self.dropout
-        return x * keep / (1 - self.dropout)
+        scaled_keep = torch.rand_like(x).ge_(self.dropout).mul_(1 / (1 - self.dropout))
+        return x * scaled_keep
+
+
+def _upsample(x: torch.Tensor, **how: Any) -> torch.Tensor:
+    return F.interpolate(x, mode="bilinear", align_corners=True, **how)
 
 
 class PgFddNet(nn.Module):
@@ -191,9 +225,11 @@ class PgFddNet(nn.Module):
     def __init__(self, config: PgFddConfig, info: MethodInfo) -> None:
         super().__init__()
         c = config
-        self.forgery_encoder = Encoder(c)
+        size = info.image_size
+        self.forgery_encoder = Encoder(c, image_size=size)
         dim = self.forgery_encoder.dim  # encoder channels (512 for Xception)
-        self.content_encoder, self.demographic_encoder = Encoder(c, dim), Encoder(c, dim)
+        self.content_encoder = Encoder(c, image_size=size, dim=dim)
+        self.demographic_encoder = Encoder(c, image_size=size, dim=dim)
         # Projected features have half the encoder's channels (256 for Xception), so the forgery code
         # concat(f_s, f_a) and the content code have the same width and AdaIN can pair them.
         feat = dim // 2
@@ -309,7 +345,8 @@ class PgFdd(Method):
             return masked_max(risk, present)
         if c.outer == "cvar":
             return cvar(risk, c.alpha_out, mask=present)
-        return smoothed_cvar(risk, c.alpha_out, mask=present, tau1=c.tau1, tau2=c.tau2)
+        return smoothed_cvar(risk, c.alpha_out, mask=present, tau1=c.tau1, tau2=c.tau2,
+                             float32_guard=c.outer == "official")
 
     def reconstruction_loss(self, out: dict[str, torch.Tensor], images: torch.Tensor, half: int) -> torch.Tensor:
         """Sum of four L1 errors: self (each image from its own codes) and cross (the forgery code of the
@@ -321,22 +358,32 @@ class PgFdd(Method):
         return errors.view(4, half).mean(dim=1).sum()  # self real, self fake, cross real, cross fake
 
     def contrastive_loss(self, out: dict[str, torch.Tensor], manipulation: torch.Tensor, half: int) -> torch.Tensor:
-        """Four triplet hinge terms (margin ``triplet_margin``) on pooled head features.
+        return contrastive_loss(out["sha_feat"].float(), out["spe_feat"].float(), manipulation, half=half,
+                                margin=self.config.triplet_margin)
 
-        Domain-agnostic feature: real anchors with a permuted real positive and a permuted fake negative,
-        and the same with the halves swapped. Domain-specific feature: positives share the anchor's
-        manipulation label, negatives come from the other half.
-        """
-        margin = self.config.triplet_margin
-        device = manipulation.device
-        real, fake = torch.arange(half, device=device), torch.arange(half, 2 * half, device=device)
-        shared, specific = out["sha_feat"].float(), out["spe_feat"].float()
-        perm = lambda idx: idx[torch.randperm(half, device=device)]  # noqa: E731
-        total = _triplet(shared, real, perm(real), perm(fake), margin)
-        total = total + _triplet(shared, fake, perm(fake), perm(real), margin)
-        total = total + _triplet(specific, real, perm(real), perm(fake), margin)
-        total = total + _triplet(specific, fake, _same_label_partner(manipulation, fake), perm(real), margin)
-        return total
+
+def contrastive_loss(shared: torch.Tensor, specific: torch.Tensor, manipulation: torch.Tensor, *, half: int,
+                     margin: float) -> torch.Tensor:
+    """Four triplet hinge terms (mean of max(0, d(a, p) - d(a, n) + margin), Euclidean d) on the pooled
+    domain-agnostic (``shared``) and domain-specific (``specific``) head features of a paired batch.
+
+    Partners are drawn as the authors' code draws them. Domain-agnostic: one random permutation of the
+    real half and one of the fake half; a real anchor's positive and negative are the permuted real and
+    fake at its position, and a fake anchor's are the permuted fake and real. Domain-specific: one random
+    permutation within each manipulation label (reals are label 0) over the whole batch; the positive is
+    the anchor's permuted row and the negative the permuted row at the same position in the other half. A
+    permutation can leave a row in place, so a positive is the anchor itself about 1/(its class size) of
+    the time (the term then pushes the anchor away from its negative only).
+    """
+    device = manipulation.device
+    real, fake = torch.arange(half, device=device), torch.arange(half, 2 * half, device=device)
+    real_partner = real[torch.randperm(half, device=device)]
+    fake_partner = fake[torch.randperm(half, device=device)]
+    total = _triplet(shared, real, real_partner, fake_partner, margin)
+    total = total + _triplet(shared, fake, fake_partner, real_partner, margin)
+    same_label = within_label_permutation(manipulation)
+    total = total + _triplet(specific, real, same_label[real], same_label[fake], margin)
+    return total + _triplet(specific, fake, same_label[fake], same_label[real], margin)
 
 
 def _triplet(features: torch.Tensor, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
@@ -345,14 +392,18 @@ def _triplet(features: torch.Tensor, anchor: torch.Tensor, positive: torch.Tenso
     return F.relu((a - p).norm(dim=1) - (a - n).norm(dim=1) + margin).mean()
 
 
-def _same_label_partner(labels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """For each row, a random other row with the same label (itself when it has none), on the device."""
-    lab = labels[rows]
-    same = lab[:, None] == lab[None, :]
-    same.fill_diagonal_(False)
-    scores = torch.rand(same.shape, device=rows.device).masked_fill(~same, -1.0)
-    scores.diagonal().fill_(-0.5)  # itself only when no other row shares the label
-    return rows[scores.argmax(dim=1)]
+def within_label_permutation(labels: torch.Tensor) -> torch.Tensor:
+    """A uniformly random permutation of the rows that sends each row to a row with the same label (itself
+    included), on the device: row ``i`` goes to ``result[i]``.
+
+    Listing the rows grouped by label once in row order and once in random order puts each label's rows
+    in the same block of positions both times; pairing the two lists position by position is the
+    permutation.
+    """
+    shuffled = torch.randperm(labels.shape[0], device=labels.device)
+    random_order = shuffled[torch.argsort(labels[shuffled], stable=True)]
+    row_order = torch.argsort(labels, stable=True)
+    return torch.empty_like(row_order).index_put_((row_order,), random_order)
 
 
 # ----------------------------------------------------------------------------------------------- ablations
