@@ -51,8 +51,8 @@ def drop_duplicates(frame: pd.DataFrame, *, policy: str | None, path_field: str,
         column = next(c for c in values if frame[c].iat[row] != first[c].iat[row])
         earlier = int(np.flatnonzero((frame["path"] == frame["path"].iat[row]).to_numpy())[0])
         raise DataError(f"{frame['origin'].iat[row]}, {path_field}: expected a repeated frame to repeat its values, "
-                        f"got {frame['path'].iat[row]!r} again with {column} {frame[column].iat[row]!r} "
-                        f"(first at {frame['origin'].iat[earlier]}, with {first[column].iat[row]!r}); "
+                        f"got {frame['path'].iat[row]!r} again with {column} {_plain(frame[column].iat[row])!r} "
+                        f"(first at {frame['origin'].iat[earlier]}, with {_plain(first[column].iat[row])!r}); "
                         f"duplicates = \"drop\" only drops identical repeats: fix the file.")
     note = (f"duplicates = \"drop\": {n} duplicate row(s) dropped ({frames} frame(s) listed more than once, "
             f"with the same values each time)")
@@ -80,6 +80,10 @@ def resolve_leaks(frame: pd.DataFrame, *, policy: str | None, path_field: str,
     for column in ("video", "identity"):  # cannot fail: each shared one is now in one split
         _check_disjoint(kept, column, path_field=path_field, policy=policy, description=description)
     return kept, [note]
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _shared(frame: pd.DataFrame, column: str) -> pd.Index:
