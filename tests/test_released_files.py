@@ -380,3 +380,18 @@ def test_jobs_record_the_notes_and_the_report_shows_them(released: Path, capsys)
     report = (out / "report.md").read_text()
     notes = report.split("**Notes on this data.**")[1].split("## ")[0]
     assert '- dfdc-v2: duplicates = "drop": 2 duplicate row(s) dropped' in notes
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"leaks": "drop"}, "leaks must be one of 'error', 'drop-from-train', 'drop-from-test'; got 'drop'."),
+    ({"duplicates": "keep"}, "duplicates must be one of 'error', 'drop'; got 'keep'."),
+    ({"names": "ff++"}, "names must be one of 'ffpp', 'celebdf', 'dfd', 'dfdc' (the file-name schemes of the "
+                        "released files); got 'ff++'."),
+    ({"groups": 7}, "groups must be 8, 6 or \"auto\"; got '7'."),
+    ({"video_pattern": "(?P<video>.*)"}, "names = 'ffpp' gives each frame's video and identity; remove "
+                                         "video_pattern and identity_pattern"),
+])
+def test_bad_settings_are_one_line_errors(released: Path, capsys, changes: dict, message: str) -> None:
+    variant(released, "ffpp-v2", **changes)
+    code, _, err = check(released, capsys, "mine")
+    assert code == 2 and err.count("\n") == 1 and message in err, err
