@@ -56,7 +56,7 @@ class ReadResult:
 
 # --------------------------------------------------------------------------------------------- assembling
 def raw_frame(table: Table, split: str, *, path: np.ndarray, label: np.ndarray, manipulation: np.ndarray,
-               gender: np.ndarray, race: np.ndarray) -> pd.DataFrame:
+              gender: np.ndarray, race: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({
         "path": pd.Series(path, dtype=object), "origin": pd.Series([table.origin(i) for i in range(len(path))],
                                                                    dtype=object),
@@ -67,9 +67,9 @@ def raw_frame(table: Table, split: str, *, path: np.ndarray, label: np.ndarray, 
 
 
 def assemble(raw: pd.DataFrame, layout: Layout, *, path_field: str, splits: list[str], notes: list[str],
-              sources: list[Path]) -> ReadResult:
+             sources: list[Path]) -> ReadResult:
     return complete(locate(raw, layout, path_field=path_field), layout, path_field=path_field, splits=splits,
-                     notes=notes, sources=sources)
+                    notes=notes, sources=sources)
 
 
 def locate(raw: pd.DataFrame, layout: Layout, *, path_field: str, given_ids: bool = False) -> pd.DataFrame:
@@ -170,7 +170,7 @@ def _identities(videos: list[str], layout: Layout, origins: pd.Series, path_fiel
 
 
 def complete(frame: pd.DataFrame, layout: Layout, *, path_field: str, splits: list[str], notes: list[str],
-              sources: list[Path], check_empty_in: Path | None = None) -> ReadResult:
+             sources: list[Path], check_empty_in: Path | None = None) -> ReadResult:
     """Subsample frames per video, check the splits and validate the manifest."""
     frame, dropped = drop_duplicates(frame, policy=layout.duplicates, path_field=path_field,
                                      description=layout.description)

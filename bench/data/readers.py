@@ -79,7 +79,7 @@ def read_purdue_legacy(*, files: Mapping[str, Sequence[Path]], layout: Layout, g
     raw = pd.concat(parts, ignore_index=True)
     notes = [SIX_GROUP_NOTE] if coding == "6" else []
     return assemble(raw, layout, path_field="column 'img_path'", splits=list(files), notes=notes,
-                     sources=[p for paths in files.values() for p in paths])
+                    sources=[p for paths in files.values() for p in paths])
 
 
 def _legacy_rows(table: Table, split: str, *, six_groups: bool) -> pd.DataFrame:
@@ -124,7 +124,7 @@ def _legacy_rows(table: Table, split: str, *, six_groups: bool) -> pd.DataFrame:
     else:
         manipulation = label.copy()
     return raw_frame(table, split, path=table.strings("img_path"), label=label, manipulation=manipulation,
-                      gender=gender, race=race)
+                     gender=gender, race=race)
 
 
 def _label_from_file_name(path: Path) -> int | None:
@@ -243,9 +243,10 @@ def _v2_coding(tables: list[Table], groups: str, where: str) -> tuple[str, list[
                         f"groups = 8 in {where}.")
     coding = max(agree, key=agree.__getitem__)
     share = {k: f"{100 * v / max(known, 1):.0f}%" for k, v in agree.items()}
-    return coding, [f"groups = \"auto\": intersec_label read in the {coding}-group coding (codes 0..5 only; they "
-                    f"agree with Intersection on {share[coding]} of {known} frames so, on "
-                    f"{share['8' if coding == '6' else '6']} in the other coding)"]
+    other = "8" if coding == "6" else "6"
+    return coding, [f"groups = \"auto\": intersec_label read in the {coding}-group coding (codes 0..5 only; read "
+                    f"so, they agree with Intersection on {share[coding]} of {known} frames; read in {other} groups, "
+                    f"on {share[other]})"]
 
 
 # ------------------------------------------------------------------------------------------ DeepfakeBench
@@ -324,7 +325,7 @@ def read_deepfakebench(*, json_path: Path, layout: Layout, labels: Mapping[str, 
     else:
         notes.append("no demographics sidecar: every group is unknown (-1)")
     return complete(located.drop(columns="key"), layout, path_field="key 'frames'", splits=list(splits),
-                     notes=notes, sources=sources)
+                    notes=notes, sources=sources)
 
 
 def _object(node: Any, path: Path, where: list[str]) -> dict:
@@ -445,7 +446,7 @@ def read_generic(*, path: Path, layout: Layout, splits: Sequence[str] = SPLITS) 
         notes.append(f"{int((~keep).sum())} row(s) of splits other than {', '.join(splits)} left out")
     located = locate(checked[keep].reset_index(drop=True), layout, path_field="column 'path'", given_ids=True)
     return complete(located, layout, path_field="column 'path'", splits=list(splits), notes=notes,
-                     sources=[path], check_empty_in=path)
+                    sources=[path], check_empty_in=path)
 
 
 def env_unset(value: str) -> list[str]:
