@@ -242,9 +242,10 @@ def test_drop_from_test_keeps_the_training_frames(released: Path) -> None:
 def test_an_identity_leak_without_a_video_leak_is_dropped_too(released: Path) -> None:
     """A train video of test identity 045 (another video than the test ones) leaks the identity only."""
     table = released / "csv" / "ff++" / "train_real.csv"
-    table.write_text(table.read_text() + "fairness_dataset/deepfakes/ff++/fake/0_Deepfakes_045_200_1.png,1,3,0,0,1,0\n")
-    (released / "root" / "fairness_dataset/deepfakes/ff++/fake/0_Deepfakes_045_200_1.png").write_bytes(
-        (released / "root" / "fairness_dataset/deepfakes/ff++/fake/0_FaceSwap_045_012_1.png").read_bytes())
+    fakes = "fairness_dataset/deepfakes/ff++/crop_img"
+    table.write_text(table.read_text() + f"{fakes}/0_Deepfakes_045_200_1.png,1,3,0,0,1,0\n")
+    (released / "root" / fakes / "0_Deepfakes_045_200_1.png").write_bytes(
+        (released / "root" / fakes / "0_FaceSwap_045_012_1.png").read_bytes())
     result = read(None, "ffpp-v2")
     assert "0_Deepfakes_045_200_1.png" not in frames(result)
     assert ('leaks = "drop-from-train": 2 video(s) and 3 identity(s) were in more than one split; dropped 4 train '
