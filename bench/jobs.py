@@ -219,6 +219,7 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
             raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
     record = _read_json(files.config) or _initial_record(job, run, train_cache.manifest_hash)
     record["provenance"].update(device=describe(runtime.device), host=socket.gethostname())
+    record["data"]["train"]["data_notes"] = train_cache.notes  # how the data was read (duplicates, leaks, ...)
     atomic_write_json(files.config, record)
 
     method_cls = METHODS.get(job.method)
@@ -246,7 +247,8 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
         seconds = time.perf_counter() - t0
         write_predictions(files.prediction(domain), predictions_frame(cache, rows, logits))
         record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "frames": len(rows),
-                                         "images_per_second": round(len(rows) / max(seconds, 1e-9), 1)}
+                                         "images_per_second": round(len(rows) / max(seconds, 1e-9), 1),
+                                         "data_notes": cache.notes}
     record["provenance"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(files.config, record)
     files.checkpoint.unlink(missing_ok=True)

@@ -80,7 +80,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     tidy = tidy_metrics(files, settings)
     baseline, warnings = _baseline(tidy, settings.baseline)
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
-    warnings += set_warnings + _balance_warnings(tidy)
+    warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
     board = tables.leaderboard(tidy, resampled, alpha=settings.alpha)
@@ -118,6 +118,19 @@ def _baseline(tidy: Tidy, requested: str | None) -> tuple[str | None, list[str]]
         return None, [f"No baseline: {DEFAULT_BASELINE!r} is not among the methods; give --baseline NAME for the "
                       f"'vs baseline' comparisons (pairwise comparisons are made regardless)."]
     return None, []
+
+
+def data_notes(runs: list[RunRecord]) -> list[str]:
+    """How the jobs' data were read (rows dropped as duplicates or leaks, merged groups), as the caches noted
+    it and config.json recorded it: once per dataset and note."""
+    notes: dict[str, None] = {}
+    for run in runs:
+        data, predictions = run.config.get("data", {}), run.config.get("predictions", {})
+        pairs = [(data.get("train", {}).get("name"), data.get("train", {})), *predictions.items()]
+        for name, entry in pairs:
+            for note in entry.get("data_notes", []) if isinstance(entry, dict) else []:
+                notes[f"{name}: {note}"] = None
+    return list(notes)
 
 
 def _balance_warnings(tidy: Tidy) -> list[str]:

@@ -16,7 +16,8 @@ from bench.config import build_config
 from bench.data import synthetic
 from bench.data.cache import ensure_cache
 from bench.data.datasets import FORMATS, read_description
-from bench.data.readers import SIX_GROUP_NOTE, evenly_spaced_frames
+from bench.data.layout import evenly_spaced_frames
+from bench.data.readers import SIX_GROUP_NOTE
 from bench.errors import DataError
 
 

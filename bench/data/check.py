@@ -1,7 +1,9 @@
 """`bench data check NAME`: is a dataset usable as described, before hours of caching and training?
 
 The readers already refuse what cannot be used (unreadable annotation files, unknown labels or group
-codes, duplicate rows, leaked identities, empty splits): those end the check with one error line. On
+codes, duplicate rows, leaked identities, empty splits): those end the check with one error line, which
+names the count and the description's option where there is one (``duplicates``, ``leaks``). What a
+chosen policy dropped is shown as a note, as it is recorded in the cache. On
 top, the check looks at the frames (every file present; a sample, or all with ``full``, decodes) and
 shows what decides whether the fairness numbers will mean anything: frames per video, and the
 group x label counts per split, with the cells flagged where a per-group AUC will be NaN (a group with
@@ -22,7 +24,7 @@ from bench.data.cache import cache_settings, ensure_cache
 from bench.data.description import DatasetDescription
 from bench.data.formats import FORMATS, FileFormat
 from bench.data.manifest import SPLITS
-from bench.data.readers import SIX_GROUP_NOTE, ReadResult
+from bench.data.readers import SIX_GROUP_NOTE, V2_SIX_GROUP_NOTE, ReadResult
 from bench.groups import GROUP_NAMES, MERGED_UNDER_SIX
 
 
@@ -66,7 +68,7 @@ def check_dataset(desc: DatasetDescription, data: DataConfig, *, full: bool = Fa
         cache = ensure_cache(desc, data)
         manifest = cache.manifest
         report.notes += cache.notes
-    merged = SIX_GROUP_NOTE in report.notes
+    merged = bool({SIX_GROUP_NOTE, V2_SIX_GROUP_NOTE} & set(report.notes))
     report.sections.append(("Splits", _splits_table(manifest)))
     report.sections.append(("Frames per video", _frames_table(manifest, report)))
     for split in SPLITS:

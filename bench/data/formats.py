@@ -45,6 +45,7 @@ from bench.data.build import BuildOptions, CacheWriter, check_frames_exist, fill
 from bench.data.description import DatasetDescription
 from bench.data.images import CROPS
 from bench.data.manifest import SPLITS
+from bench.data.overlaps import DUPLICATE_POLICIES, LEAK_POLICIES
 from bench.data.readers import (
     LEGACY_FILES,
     V2_FILES,
@@ -315,20 +316,43 @@ class PurdueLegacyFormat(FileFormat):
 
 @FORMATS.register()
 class PurdueV2Format(FileFormat):
-    """The later Purdue CSVs: Image Path, Ground Truth Gender/Age/Race, Intersection, Target, Specific."""
+    """The later Purdue CSVs: Image Path, Ground Truth Gender/Age/Race, Intersection, Target[, Specific]
+    [, intersec_label], as released (``names``: the file-name scheme of the crops; ``duplicates`` and
+    ``leaks``: what to do with repeated rows and with videos in two splits; ``groups``: the coding of
+    intersec_label)."""
 
     name = "purdue-v2"
-    _OWN = ("files", "group_column")
+    _OWN = ("files", "group_column", "groups", "names", "duplicates", "leaks")
 
     def sources(self, desc: DatasetDescription) -> list[Path]:
         return [p for paths in self._split_files(desc, V2_FILES).values() for p in paths]
+
+    def layout(self, desc: DatasetDescription) -> Layout:
+        where = f"Dataset description {str(desc.source)!r}"
+        names = desc.options.get("names")
+        if names is not None and (desc.options.get("video_pattern") or desc.options.get("identity_pattern")):
+            raise DataError(f"{where}: names = {names!r} gives each frame's video and identity; remove "
+                            f"video_pattern and identity_pattern (or names, to use your patterns).")
+        policies = {key: _choice(desc, key, allowed) for key, allowed in
+                    (("duplicates", DUPLICATE_POLICIES), ("leaks", LEAK_POLICIES))}
+        return dataclasses.replace(super().layout(desc), **policies)
 
     def _read(self, desc: DatasetDescription, layout: Layout) -> ReadResult:
         column = desc.options.get("group_column", "Intersection")
         if column not in V2_GROUP_COLUMNS:
             raise DataError(f"Dataset description {str(desc.source)!r}: group_column must be one of "
                             f"{', '.join(V2_GROUP_COLUMNS)}; got {column!r}.")
-        return read_purdue_v2(files=self._split_files(desc, V2_FILES), layout=layout, group_column=column)
+        names = desc.options.get("names")
+        return read_purdue_v2(files=self._split_files(desc, V2_FILES), layout=layout, group_column=column,
+                              groups=str(desc.options.get("groups", "auto")), names=names)
+
+
+def _choice(desc: DatasetDescription, key: str, allowed: tuple[str, ...]) -> str:
+    value = desc.options.get(key, allowed[0])
+    if value not in allowed:
+        raise DataError(f"Dataset description {str(desc.source)!r}: {key} must be one of "
+                        f"{', '.join(f'{a!r}' for a in allowed)}; got {value!r}.")
+    return value
 
 
 @FORMATS.register()

@@ -5,35 +5,32 @@ Celeb-DF and DFD files, mapped to 8 with the merge recorded), the Purdue "v2" CS
 and a choice between ``Intersection`` and the noisier ``intersec_label``), DeepfakeBench's JSON with a
 demographics sidecar joined at video level, and a generic CSV in the internal schema.
 
-Columns are found by header name, never by position. Every problem is reported in one line naming the
-file, the row (data rows, counted from 1 after the header) and the column, and what was expected, so a
-user can fix the file without reading this code. Paths may use either separator and may carry the
-authors' absolute prefix (``path_prefix`` strips it); the manifest stores POSIX paths relative to the
-root. Where the files do not say which video or identity a frame belongs to, a `Layout` derives them
-from the path: the video is the folder that holds the frame (or ``video_pattern``), the identity is found
-in the video by ``identity_pattern`` (or is the video itself). Splits must be video- and
-identity-disjoint; every split the description asks for must have frames.
+Columns are found by header name, never by position (tables.py). Every problem is reported in one line
+naming the file, the row (data rows, counted from 1 after the header) and the column, and what was
+expected, so a user can fix the file without reading this code. What every reader shares after that
+(paths relative to the root, video and identity from the path, repeated rows, splits that share videos
+or identities, frames per video) is in layout.py and overlaps.py; the released files' file-name rules
+are in filenames.py.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.data.filenames import SCHEMES, describe_scheme, parse_names
+from bench.data.layout import Layout, ReadResult, assemble, complete, locate, raw_frame
 from bench.data.manifest import COLUMNS, SPLITS, validate_manifest
+from bench.data.tables import Table, read_table, read_text, shown
 from bench.errors import DataError
-from bench.groups import GROUP_NAMES, from_six_groups, intersection, to_six_groups
+from bench.groups import GROUP_NAMES, from_six_groups, intersection, split_intersection, to_six_groups
 
 # Purdue legacy coding (DATA.md, format 1).
 LEGACY_FILES: dict[str, tuple[str, ...]] = {
@@ -45,163 +42,14 @@ SIX_GROUP_NOTE = ("6-group coding (no isasian column): Asian is merged into Othe
                   "and F-Asian are empty and M-Others/F-Others include Asian subjects")
 V2_FILES: dict[str, tuple[str, ...]] = {"train": ("train.csv",), "val": ("val.csv",), "test": ("test.csv",)}
 V2_GROUP_COLUMNS = ("Intersection", "intersec_label")
+V2_GROUP_CODINGS = ("auto", "8", "6")
+V2_CODINGS = {"8": "0..7 (M-Asian, M-White, M-Black, M-Others, F-Asian, F-White, F-Black, F-Others) or -1",
+              "6": "0..5 (the 6-group coding: M-White, M-Black, M-Others, F-White, F-Black, F-Others) or -1"}
+V2_SIX_GROUP_NOTE = ("6-group coding of intersec_label: Asian is merged into Others for this dataset, so M-Asian "
+                     "and F-Asian are empty and M-Others/F-Others include Asian subjects")
 _GENDER_WORDS = {"male": 0, "m": 0, "man": 0, "female": 1, "f": 1, "woman": 1, "unknown": -1, "": -1}
 _RACE_WORDS = {"asian": 0, "white": 1, "caucasian": 1, "black": 2, "african": 2, "others": 3, "other": 3,
                "unknown": -1, "": -1}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where frames are and how a frame's path names its video and identity (shared by every reader)."""
-
-    root: Path  # frames are root / path
-    path_prefix: str = ""  # removed from the start of every path (e.g. the authors' /data/.../crops/)
-    video_pattern: str | None = None  # regex searched in the relative path; group `video` (default: the folder)
-    identity_pattern: str | None = None  # regex searched in the video; group `identity` (default: the video)
-    frames_per_video: int = 0  # 0: every listed frame; else that many, evenly spaced through the video
-    description: str = ""  # the description file, named in messages about its settings
-
-
-@dataclass
-class ReadResult:
-    """A validated manifest (plus an ``origin`` column: the file and row of each frame) and what a user
-    should know about how it was read."""
-
-    manifest: pd.DataFrame
-    root: Path
-    path_field: str  # how messages name the path column of the source ("column 'img_path'", "key 'frames'")
-    notes: list[str] = field(default_factory=list)
-    sources: list[Path] = field(default_factory=list)  # annotation files read
-
-    def origin(self, row: int) -> str:
-        return f"{self.manifest['origin'].iat[row]}, {self.path_field}"
-
-
-# ------------------------------------------------------------------------------------------------ CSV files
-@dataclass
-class Table:
-    """One CSV file read as text: columns by canonical header name, values stripped strings."""
-
-    path: Path
-    header: list[str]
-    columns: dict[str, np.ndarray]  # canonical name -> object array of str, one per data row
-    names: dict[str, str]  # canonical name -> the name as written in the header
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
-
-    def origin(self, row: int) -> str:
-        return f"{self.path}: row {row + 1}"
-
-    def has(self, column: str) -> bool:
-        return _canonical(column) in self.names
-
-    def name(self, column: str) -> str:
-        return self.names.get(_canonical(column), column)
-
-    def fail(self, bad: np.ndarray, column: str, expected: str | Callable[[int], str]) -> None:
-        """Raise for the first row where ``bad`` is true (a boolean mask over data rows); ``expected`` may
-        be a function of that row."""
-        rows = np.flatnonzero(bad)
-        if len(rows) == 0:
-            return
-        first = int(rows[0])
-        got = self.columns[_canonical(column)][first]
-        wanted = expected(first) if callable(expected) else expected
-        more = f" ({len(rows) - 1} more row(s) like it)" if len(rows) > 1 else ""
-        raise DataError(f"{self.origin(first)}, column {self.name(column)!r}: expected {wanted}, "
-                        f"got {_shown(got)}{more}.")
-
-    def integers(self, column: str, allowed: Iterable[int] | None = None, *, expected: str = "",
-                 blank: int | None = None) -> np.ndarray:
-        """The column as int64; whole numbers only (``1.0`` is accepted), from ``allowed`` when given;
-        an empty cell becomes ``blank`` when given and is an error otherwise."""
-        raw = self.columns[_canonical(column)]
-        allowed = None if allowed is None else tuple(allowed)
-        wanted = expected or ("a whole number" if allowed is None else f"one of {', '.join(map(str, allowed))}")
-        empty = raw == ""
-        numbers = pd.to_numeric(pd.Series(np.where(empty, "0", raw), dtype=object), errors="coerce").to_numpy()
-        bad = np.isnan(numbers) | (numbers != np.round(numbers))
-        if blank is None:
-            bad |= empty
-        self.fail(bad, column, wanted)
-        values = np.where(empty, blank if blank is not None else 0, numbers).astype(np.int64)
-        if allowed is not None:
-            self.fail(~np.isin(values, allowed) & ~(empty & (blank is not None)), column, wanted)
-        return values
-
-    def strings(self, column: str) -> np.ndarray:
-        return self.columns[_canonical(column)]
-
-
-def read_table(path: Path, *, required: Sequence[str], optional: Sequence[str] = (), needs_rows: bool = True,
-               what: str = "") -> Table:
-    """Read a CSV file by header names; raise a one-line `DataError` for anything unreadable.
-
-    ``required`` columns must be in the header, ``optional`` ones may be. Names match ignoring case and
-    surrounding spaces. ``needs_rows``: a file with a header but no data row is an error (``what`` says
-    what its rows are for).
-    """
-    text = read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        lines = [(reader.line_num, [c.strip() for c in row]) for row in reader if any(c.strip() for c in row)]
-    except csv.Error as exc:
-        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({exc}).") from None
-    if not lines:
-        raise DataError(f"{path}: header row: expected a header naming the columns "
-                        f"{', '.join(required)}, got an empty file.")
-    header = lines[0][1]
-    canonical = [_canonical(h) for h in header]
-    seen: dict[str, int] = {}
-    for i, name in enumerate(canonical):
-        if name in seen:
-            raise DataError(f"{path}: header row, column {header[i]!r}: expected each column once, but columns "
-                            f"{seen[name] + 1} and {i + 1} have the same name.")
-        seen[name] = i
-    missing = [c for c in required if _canonical(c) not in seen]
-    if missing:
-        raise DataError(f"{path}: header row, column {missing[0]!r}: missing; expected a header with "
-                        f"{', '.join(required)}{' [, ' + ', '.join(optional) + ']' if optional else ''}, "
-                        f"got {','.join(header)}.")
-    wanted = [_canonical(c) for c in (*required, *optional) if _canonical(c) in seen]
-    rows = lines[1:]
-    for number, (line, values) in enumerate(rows, start=1):
-        if len(values) != len(header):
-            raise DataError(f"{path}: row {number} (line {line}), column {len(values)}: expected {len(header)} "
-                            f"comma-separated values (the header's {len(header)} columns), got {len(values)}.")
-    if needs_rows and not rows:
-        raise DataError(f"{path}: row 1, column {header[0]!r}: expected at least one data row"
-                        f"{' (' + what + ')' if what else ''}, got a header only; an empty split cannot be "
-                        f"trained or tested on.")
-    columns = {name: np.array([values[seen[name]] for _, values in rows], dtype=object) for name in wanted}
-    names = {name: header[seen[name]] for name in wanted}
-    return Table(path=path, header=header, columns=columns, names=names)
-
-
-def read_text(path: Path) -> str:
-    """The file as text; anything but UTF-8 (a BOM allowed) is an error naming the row and column."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: the file does not exist.") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        raise DataError(f"{path}: row 0 (the header), column 1: expected UTF-8 text, got a UTF-16/32 byte-order "
-                        f"mark; save the file as UTF-8 (e.g. Excel's 'CSV UTF-8').")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        line_start = before.rfind(b"\n") + 1
-        column = before[line_start:].count(b",") + 1
-        header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").split(",")
-        column_name = f" ({header[column - 1].strip()!r})" if line > 1 and column <= len(header) else ""
-        where = "header row (line 1)" if line == 1 else f"row {line - 1} (line {line})"
-        raise DataError(f"{path}: {where}, column {column}{column_name}: expected UTF-8 text, got "
-                        f"byte 0x{data[exc.start]:02x} at byte offset {exc.start}; save the file as UTF-8.") from None
 
 
 # --------------------------------------------------------------------------------------- Purdue legacy CSVs
@@ -230,8 +78,8 @@ def read_purdue_legacy(*, files: Mapping[str, Sequence[Path]], layout: Layout, g
             parts.append(_legacy_rows(table, split, six_groups=file_coding == "6"))
     raw = pd.concat(parts, ignore_index=True)
     notes = [SIX_GROUP_NOTE] if coding == "6" else []
-    return _assemble(raw, layout, path_field="column 'img_path'", splits=list(files), notes=notes,
-                     sources=[p for paths in files.values() for p in paths])
+    return assemble(raw, layout, path_field="column 'img_path'", splits=list(files), notes=notes,
+                    sources=[p for paths in files.values() for p in paths])
 
 
 def _legacy_rows(table: Table, split: str, *, six_groups: bool) -> pd.DataFrame:
@@ -275,8 +123,8 @@ def _legacy_rows(table: Table, split: str, *, six_groups: bool) -> pd.DataFrame:
         manipulation = spe
     else:
         manipulation = label.copy()
-    return _raw_frame(table, split, path=table.strings("img_path"), label=label, manipulation=manipulation,
-                      gender=gender, race=race)
+    return raw_frame(table, split, path=table.strings("img_path"), label=label, manipulation=manipulation,
+                     gender=gender, race=race)
 
 
 def _label_from_file_name(path: Path) -> int | None:
@@ -285,49 +133,120 @@ def _label_from_file_name(path: Path) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------- Purdue v2 CSVs
-def read_purdue_v2(*, files: Mapping[str, Sequence[Path]], layout: Layout,
-                   group_column: str = "Intersection") -> ReadResult:
+def read_purdue_v2(*, files: Mapping[str, Sequence[Path]], layout: Layout, group_column: str = "Intersection",
+                   groups: str = "auto", names: str | None = None) -> ReadResult:
     """Read ``Image Path,Ground Truth Gender,Ground Truth Age,Ground Truth Race,Intersection,Target
     [,Specific][,intersec_label]``: gender 1 male / 0 female, race 0 Asian .. 3 Others, Target 1 fake.
 
     ``group_column`` picks the group labels: ``Intersection`` (= (1-gender)*4 + race, checked against the
-    ground-truth columns) or ``intersec_label`` (noisier; gender and race then follow from it).
+    ground-truth columns) or ``intersec_label`` (noisier; gender and race then follow from it), whose coding
+    is ``groups``: ``"8"``, ``"6"`` (Asian folded into Others, as in the released Celeb-DF and DFD files) or
+    ``"auto"`` (decided from the codes; see `_v2_coding`); ``Intersection`` always has 8 groups. ``names``: a
+    file-name scheme of filenames.py that gives each frame's video and identity (and FF++'s manipulation)
+    instead of the layout's rules.
     """
+    where = layout.description
     if group_column not in V2_GROUP_COLUMNS:
-        raise DataError(f"{layout.description}: group_column must be one of {', '.join(V2_GROUP_COLUMNS)}; "
-                        f"got {group_column!r}.")
-    parts = []
-    for split, paths in files.items():
-        for path in paths:
-            table = read_table(path, required=("Image Path", "Ground Truth Gender", "Ground Truth Race", "Target",
-                                               group_column), optional=("Specific",), what=f"the {split} split")
-            label = table.integers("Target", (0, 1))
-            gt_gender = table.integers("Ground Truth Gender", (1, 0, -1), expected="1 (male), 0 (female) or -1")
-            gt_race = table.integers("Ground Truth Race", (0, 1, 2, 3, -1),
-                                     expected="0 Asian, 1 White, 2 Black, 3 Others or -1")
-            code = table.integers(group_column, range(-1, 8), expected="0..7 (gender*4 + race) or -1")
-            if group_column == "Intersection":
-                gender = np.where(gt_gender < 0, -1, 1 - gt_gender)
-                race = gt_race
-                known = (gender >= 0) & (race >= 0)
-                table.fail(known & (code != intersection(gender, race)), group_column,
-                           "(1 - Ground Truth Gender)*4 + Ground Truth Race")
-                table.fail(~known & (code != -1), group_column, "-1 when gender or race is unknown")
-            else:
-                gender, race = np.where(code < 0, -1, code // 4), np.where(code < 0, -1, code % 4)
-            if table.has("Specific"):
-                specific = table.integers("Specific", blank=0)
-                table.fail((label == 1) & (specific < 1), "Specific", "1..K (the manipulation) for a fake")
-                table.fail((label == 0) & (specific != 0), "Specific", "0 or an empty cell for a real image")
-                manipulation = specific
-            else:
-                manipulation = label.copy()
-            parts.append(_raw_frame(table, split, path=table.strings("Image Path"), label=label,
-                                    manipulation=manipulation, gender=gender, race=race))
+        raise DataError(f"{where}: group_column must be one of {', '.join(V2_GROUP_COLUMNS)}; got {group_column!r}.")
+    if groups not in V2_GROUP_CODINGS:
+        raise DataError(f"{where}: groups must be 8, 6 or \"auto\"; got {groups!r}.")
+    if names is not None and names not in SCHEMES:
+        raise DataError(f"{where}: names must be one of {', '.join(map(repr, SCHEMES))} (the file-name schemes of "
+                        f"the released files); got {names!r}.")
+    optional = ("Specific", "Intersection") if group_column == "intersec_label" else ("Specific",)
+    tables = [(split, read_table(path, required=("Image Path", "Ground Truth Gender", "Ground Truth Race", "Target",
+                                                 group_column), optional=optional, what=f"the {split} split"))
+              for split, paths in files.items() for path in paths]
     notes = [f"groups from the {group_column!r} column" + (" (the noisier labels)" if group_column != "Intersection"
                                                            else "")]
-    return _assemble(pd.concat(parts, ignore_index=True), layout, path_field="column 'Image Path'",
-                     splits=list(files), notes=notes, sources=[p for paths in files.values() for p in paths])
+    coding = "8"
+    if group_column == "intersec_label":
+        coding, decided = _v2_coding([t for _, t in tables], groups, where)
+        notes += [*decided, *([V2_SIX_GROUP_NOTE] if coding == "6" else [])]
+    parts = [_v2_rows(table, split, group_column=group_column, six_groups=coding == "6", names=names)
+             for split, table in tables]
+    if names is not None:
+        notes.append(f"videos and identities from the file names ({names} scheme)")
+    located = locate(pd.concat(parts, ignore_index=True), layout, path_field="column 'Image Path'",
+                      given_ids=names is not None)
+    return complete(located, layout, path_field="column 'Image Path'", splits=list(files), notes=notes,
+                     sources=[p for paths in files.values() for p in paths])
+
+
+def _v2_rows(table: Table, split: str, *, group_column: str, six_groups: bool, names: str | None) -> pd.DataFrame:
+    label = table.integers("Target", (0, 1))
+    gt_gender = table.integers("Ground Truth Gender", (1, 0, -1), expected="1 (male), 0 (female) or -1")
+    gt_race = table.integers("Ground Truth Race", (0, 1, 2, 3, -1),
+                             expected="0 Asian, 1 White, 2 Black, 3 Others or -1")
+    if group_column == "Intersection":
+        code = table.integers(group_column, range(-1, 8), expected="0..7 (gender*4 + race) or -1")
+        gender = np.where(gt_gender < 0, -1, 1 - gt_gender)
+        race = gt_race
+        known = (gender >= 0) & (race >= 0)
+        table.fail(known & (code != intersection(gender, race)), group_column,
+                   "(1 - Ground Truth Gender)*4 + Ground Truth Race")
+        table.fail(~known & (code != -1), group_column, "-1 when gender or race is unknown")
+    else:
+        code = table.integers(group_column, range(-1, 6) if six_groups else range(-1, 8),
+                              expected=V2_CODINGS["6" if six_groups else "8"])
+        gender, race = split_intersection(from_six_groups(code) if six_groups else code)
+    paths = table.strings("Image Path")
+    named = parse_names(paths, label, names) if names is not None else None
+    if named is not None:
+        table.fail(named.unmatched, "Image Path", f"a file name of the {names} scheme ({describe_scheme(names)})")
+        table.fail((named.label >= 0) & (named.label != label), "Target",
+                   lambda r: f"{named.label[r]} (the file name is that of a {('real', 'fake')[named.label[r]]} video)")
+    if table.has("Specific"):
+        manipulation = table.integers("Specific", blank=0)
+        table.fail((label == 1) & (manipulation < 1), "Specific", "1..K (the manipulation) for a fake")
+        table.fail((label == 0) & (manipulation != 0), "Specific", "0 or an empty cell for a real image")
+    elif named is not None and (named.manipulation > 0).any():
+        manipulation = np.where(label == 1, np.maximum(named.manipulation, 1), 0)
+    else:
+        manipulation = label.copy()
+    frame = raw_frame(table, split, path=paths, label=label, manipulation=manipulation, gender=gender, race=race)
+    if named is not None:
+        frame["video"] = pd.Series(named.video, dtype=object)
+        frame["identity"] = pd.Series(named.identity, dtype=object)
+    return frame
+
+
+def _v2_coding(tables: list[Table], groups: str, where: str) -> tuple[str, list[str]]:
+    """The coding of ``intersec_label`` and, with ``"auto"``, a note of what was decided and why: 8 groups
+    when a code 6 or 7 occurs; else the coding under which the codes agree with ``Intersection`` on more
+    frames (the noisy labels mostly agree with it); no Intersection column or a tie: ask for ``groups``."""
+    if groups != "auto":
+        return groups, []
+    codes = [t.integers("intersec_label", range(-1, 8), expected=f"{V2_CODINGS['8']} (or {V2_CODINGS['6']})")
+             for t in tables]
+    high = sum(int(np.isin(c, (6, 7)).sum()) for c in codes)
+    if high:
+        return "8", [f"groups = \"auto\": intersec_label read in the 8-group coding ({high} frame(s) have code 6 "
+                     f"or 7, which the 6-group coding does not have)"]
+    lacking = [t for t in tables if not t.has("Intersection")]
+    if lacking:
+        raise DataError(f"{lacking[0].path}: column 'intersec_label': cannot tell its coding (codes 0..5 only, and "
+                        f"no Intersection column to compare with); set groups = 6 or groups = 8 in {where}.")
+    agree = {"8": 0, "6": 0}
+    known = 0
+    for table, code in zip(tables, codes, strict=True):
+        truth = table.integers("Intersection", range(-1, 8), expected=V2_CODINGS["8"])
+        both = (truth >= 0) & (code >= 0)
+        gender, race = split_intersection(truth)
+        folded = intersection(gender, np.where(race == 0, 3, race))  # Asian -> Others, as the 6-group coding
+        agree["8"] += int((both & (code == truth)).sum())
+        agree["6"] += int((both & (from_six_groups(code) == folded)).sum())
+        known += int(both.sum())
+    if agree["8"] == agree["6"]:
+        raise DataError(f"{tables[0].path}: column 'intersec_label': cannot tell its coding (codes 0..5 only, and "
+                        f"they agree with Intersection as often read in 6 as in 8 groups); set groups = 6 or "
+                        f"groups = 8 in {where}.")
+    coding = max(agree, key=agree.__getitem__)
+    share = {k: f"{100 * v / max(known, 1):.0f}%" for k, v in agree.items()}
+    other = "8" if coding == "6" else "6"
+    return coding, [f"groups = \"auto\": intersec_label read in the {coding}-group coding (codes 0..5 only; read "
+                    f"so, they agree with Intersection on {share[coding]} of {known} frames; read in {other} groups, "
+                    f"on {share[other]})"]
 
 
 # ------------------------------------------------------------------------------------------ DeepfakeBench
@@ -374,11 +293,11 @@ def read_deepfakebench(*, json_path: Path, layout: Layout, labels: Mapping[str, 
                 if name not in labels:
                     raise DataError(f"{json_path}: video {_where(at)}, key 'label': expected one of "
                                     f"{', '.join(map(repr, labels))} (the [labels] table of {layout.description}), "
-                                    f"got {_shown(name)}.")
+                                    f"got {shown(name)}.")
                 frames = entry.get("frames")
                 if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
                     raise DataError(f"{json_path}: video {_where(at)}, key 'frames': expected a list of frame "
-                                    f"paths, got {_shown(frames)}.")
+                                    f"paths, got {shown(frames)}.")
                 for i, frame in enumerate(frames):
                     records["path"].append(frame)
                     records["origin"].append(f"{json_path}: video {_where(at)} (frame {i + 1})")
@@ -397,7 +316,7 @@ def read_deepfakebench(*, json_path: Path, layout: Layout, labels: Mapping[str, 
         "split": pd.Series(records["split"], dtype=object), "label": (manipulation > 0).astype(np.int64),
         "manipulation": manipulation, "gender": -1, "race": -1, "key": pd.Series(records["key"], dtype=object),
     })
-    located = _locate(raw, layout, path_field="key 'frames'")
+    located = locate(raw, layout, path_field="key 'frames'")
     notes = []
     sources = [json_path]
     if sidecar is not None:
@@ -405,13 +324,13 @@ def read_deepfakebench(*, json_path: Path, layout: Layout, labels: Mapping[str, 
         sources.append(sidecar)
     else:
         notes.append("no demographics sidecar: every group is unknown (-1)")
-    return _complete(located.drop(columns="key"), layout, path_field="key 'frames'", splits=list(splits),
-                     notes=notes, sources=sources)
+    return complete(located.drop(columns="key"), layout, path_field="key 'frames'", splits=list(splits),
+                    notes=notes, sources=sources)
 
 
 def _object(node: Any, path: Path, where: list[str]) -> dict:
     if not isinstance(node, dict):
-        raise DataError(f"{path}: {_where(where) or 'top level'}: expected a JSON object, got {_shown(node)}.")
+        raise DataError(f"{path}: {_where(where) or 'top level'}: expected a JSON object, got {shown(node)}.")
     return node
 
 
@@ -525,201 +444,9 @@ def read_generic(*, path: Path, layout: Layout, splits: Sequence[str] = SPLITS) 
     notes = []
     if not keep.all():
         notes.append(f"{int((~keep).sum())} row(s) of splits other than {', '.join(splits)} left out")
-    located = _locate(checked[keep].reset_index(drop=True), layout, path_field="column 'path'", given_ids=True)
-    return _complete(located, layout, path_field="column 'path'", splits=list(splits), notes=notes,
-                     sources=[path], check_empty_in=path)
-
-
-# --------------------------------------------------------------------------------------------- assembling
-def _raw_frame(table: Table, split: str, *, path: np.ndarray, label: np.ndarray, manipulation: np.ndarray,
-               gender: np.ndarray, race: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({
-        "path": pd.Series(path, dtype=object), "origin": pd.Series([table.origin(i) for i in range(len(path))],
-                                                                   dtype=object),
-        "split": pd.Series([split] * len(path), dtype=object), "label": label.astype(np.int64),
-        "manipulation": np.asarray(manipulation, dtype=np.int64), "gender": np.asarray(gender, dtype=np.int64),
-        "race": np.asarray(race, dtype=np.int64),
-    })
-
-
-def _assemble(raw: pd.DataFrame, layout: Layout, *, path_field: str, splits: list[str], notes: list[str],
-              sources: list[Path]) -> ReadResult:
-    return _complete(_locate(raw, layout, path_field=path_field), layout, path_field=path_field, splits=splits,
-                     notes=notes, sources=sources)
-
-
-def _locate(raw: pd.DataFrame, layout: Layout, *, path_field: str, given_ids: bool = False) -> pd.DataFrame:
-    """Normalise paths (POSIX, relative to the root) and derive video, identity and sample ids."""
-    out = raw.copy()
-    prefix = _resolve_prefix(out, layout, path_field)
-    paths = [_relative(p, prefix, layout, origin, path_field)
-             for p, origin in zip(out["path"], out["origin"], strict=True)]
-    out["path"] = pd.Series(paths, dtype=object)
-    first = out["path"].duplicated(keep="first").to_numpy()
-    if first.any():
-        row = int(np.flatnonzero(first)[0])
-        earlier = int(np.flatnonzero((out["path"] == out["path"].iat[row]).to_numpy())[0])
-        raise DataError(f"{out['origin'].iat[row]}, {path_field}: expected each frame once, got "
-                        f"{out['path'].iat[row]!r} again (first at {out['origin'].iat[earlier]}); "
-                        f"{int(first.sum())} duplicate row(s).")
-    if not given_ids:
-        videos = [_video(p, layout, o, path_field) for p, o in zip(paths, out["origin"], strict=True)]
-        out["video"] = pd.Series(videos, dtype=object)
-        out["identity"] = pd.Series(_identities(videos, layout, out["origin"], path_field), dtype=object)
-    if "sample" not in out:
-        stems = [PurePosixPath(p).stem for p in paths]
-        out["sample"] = pd.Series([f"{v}__f{s}" for v, s in zip(out["video"], stems, strict=True)], dtype=object)
-    return out
-
-
-def _resolve_prefix(frame: pd.DataFrame, layout: Layout, path_field: str) -> str:
-    """The prefix to strip: as configured, or with ``"auto"``, the part of the first absolute path before the
-    longest tail that exists under the root (the authors' folder, e.g. ``/home/them/crops/``)."""
-    if layout.path_prefix != "auto":
-        return layout.path_prefix.replace("\\", "/")
-    for raw, origin in zip(frame["path"], frame["origin"], strict=True):
-        text = raw.replace("\\", "/")
-        if not _is_absolute(text):
-            continue
-        for cut in (i for i, c in enumerate(text) if c == "/"):
-            tail = text[cut + 1:]
-            if tail and (layout.root / tail).is_file():
-                return text[: cut + 1]
-        raise DataError(f"{origin}, {path_field}: expected a path relative to the root folder, got the absolute "
-                        f"path {raw!r}, and no tail of it is a file under root = {str(layout.root)!r}; set "
-                        f"path_prefix = \"{_folder_of(text)}\" (the part to strip) in {layout.description}.")
-    return ""
-
-
-def _is_absolute(text: str) -> bool:
-    return text.startswith("/") or re.match(r"^[A-Za-z]:/", text) is not None
-
-
-def _relative(path: str, prefix: str, layout: Layout, origin: str, path_field: str) -> str:
-    text = path.replace("\\", "/")
-    if prefix and text.startswith(prefix):
-        text = text[len(prefix):]
-    while text.startswith("./"):
-        text = text[2:]
-    if not text:
-        raise DataError(f"{origin}, {path_field}: expected a frame path, got an empty value.")
-    if _is_absolute(text):
-        hint = f"it does not start with path_prefix {prefix!r}" if prefix else \
-            f"set path_prefix = \"{_folder_of(text)}\" (the part to strip) in {layout.description}"
-        raise DataError(f"{origin}, {path_field}: expected a path relative to root = {str(layout.root)!r}, got the "
-                        f"absolute path {path!r}; {hint}.")
-    pure = PurePosixPath(text)
-    if ".." in pure.parts:
-        raise DataError(f"{origin}, {path_field}: expected a path inside the root folder, got {path!r}.")
-    return str(pure)
-
-
-def _folder_of(path: str) -> str:
-    parent = str(PurePosixPath(path).parent)
-    return parent.rstrip("/") + "/"
-
-
-def _video(path: str, layout: Layout, origin: str, path_field: str) -> str:
-    if layout.video_pattern is None:
-        parent = str(PurePosixPath(path).parent)
-        if parent == ".":
-            raise DataError(f"{origin}, {path_field}: expected a frame inside its video's folder (video/frame.png), "
-                            f"got {path!r}; set video_pattern in {layout.description} to find the video in the "
-                            f"file name.")
-        return parent
-    match = re.search(layout.video_pattern, path)
-    if not match or not match.groupdict().get("video"):
-        raise DataError(f"{origin}, {path_field}: expected a path matching video_pattern {layout.video_pattern!r} "
-                        f"(of {layout.description}) with a non-empty group 'video', got {path!r}.")
-    return match["video"]
-
-
-def _identities(videos: list[str], layout: Layout, origins: pd.Series, path_field: str) -> list[str]:
-    if layout.identity_pattern is None:
-        return list(videos)
-    pattern = re.compile(layout.identity_pattern)
-    cache: dict[str, str] = {}
-    out = []
-    for i, video in enumerate(videos):
-        if video not in cache:
-            match = pattern.search(video)
-            if not match or not match.groupdict().get("identity"):
-                raise DataError(f"{origins.iat[i]}, {path_field}: expected a video matching identity_pattern "
-                                f"{layout.identity_pattern!r} (of {layout.description}) with a non-empty group "
-                                f"'identity', got the video {video!r}.")
-            cache[video] = match["identity"]
-        out.append(cache[video])
-    return out
-
-
-def _complete(frame: pd.DataFrame, layout: Layout, *, path_field: str, splits: list[str], notes: list[str],
-              sources: list[Path], check_empty_in: Path | None = None) -> ReadResult:
-    """Subsample frames per video, check the splits and validate the manifest."""
-    gender, race = frame["gender"].to_numpy(np.int64), frame["race"].to_numpy(np.int64)
-    frame = frame.assign(intersection=intersection(gender, race)) \
-        if "intersection" not in frame else frame
-    if layout.frames_per_video:
-        frame = evenly_spaced_frames(frame, layout.frames_per_video)
-    for split in splits:
-        if not (frame["split"] == split).any():
-            where = check_empty_in or (sources[0] if sources else layout.description)
-            raise DataError(f"{where}: column 'split': expected frames for the {split} split, got none; an empty "
-                            f"split cannot be trained or tested on (list only the splits the data has).")
-    _check_disjoint(frame, "video", path_field)
-    _check_disjoint(frame, "identity", path_field)
-    columns = [*COLUMNS, "origin"]
-    manifest = validate_manifest(frame[columns], source=str(layout.description or "manifest"))
-    return ReadResult(manifest=manifest, root=layout.root, path_field=path_field, notes=notes, sources=sources)
-
-
-def _check_disjoint(frame: pd.DataFrame, column: str, path_field: str) -> None:
-    """Videos and identities may not be in two splits: the test split would measure memorisation."""
-    splits_of = frame.groupby(column, sort=False)["split"].nunique()
-    leaked = splits_of[splits_of > 1]
-    if leaked.empty:
-        return
-    name = str(leaked.index[0])
-    rows = frame.index[(frame[column] == name).to_numpy()]
-    by_split = frame.loc[rows].drop_duplicates("split")
-    first, second = by_split.iloc[0], by_split.iloc[1]
-    examples = ", ".join(map(str, leaked.index[:5])) + (", ..." if len(leaked) > 5 else "")
-    raise DataError(f"{second['origin']}, {path_field}: expected {column}-disjoint splits, but {column} {name!r} is "
-                    f"in {first['split']} (e.g. {first['origin']}) and in {second['split']}; {len(leaked)} "
-                    f"{column}(s) are in more than one split ({examples}).")
-
-
-def evenly_spaced_frames(frame: pd.DataFrame, per_video: int) -> pd.DataFrame:
-    """At most ``per_video`` frames of each video, evenly spaced in frame order (never the first N):
-    of a video's n frames, the k kept are those at floor((i + 0.5) * n / k), i = 0..k-1 (the centres of
-    k equal stretches). Rows keep their order."""
-    keys = frame["path"].map(_natural_key)
-    order = sorted(range(len(frame)), key=lambda i: (frame["video"].iat[i], keys.iat[i]))
-    ordered = frame.iloc[order]
-    position = ordered.groupby("video", sort=False).cumcount().to_numpy()
-    count = ordered.groupby("video", sort=False)["video"].transform("size").to_numpy()
-    chosen = np.zeros(len(ordered), dtype=bool)
-    for n in np.unique(count):
-        k = min(int(n), per_video)
-        picks = np.floor((np.arange(k) + 0.5) * n / k).astype(np.int64)
-        rows = count == n
-        chosen[rows] = np.isin(position[rows], picks)
-    kept = ordered.index[chosen]
-    return frame.loc[sorted(kept)].reset_index(drop=True)
-
-
-def _natural_key(path: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path))
-
-
-def _canonical(name: str) -> str:
-    return name.strip().casefold()
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return repr(value)
-    text = json.dumps(value)[:60] if isinstance(value, dict | list) else repr(value)[:60]
-    return text + ("..." if len(text) >= 60 else "")
+    located = locate(checked[keep].reset_index(drop=True), layout, path_field="column 'path'", given_ids=True)
+    return complete(located, layout, path_field="column 'path'", splits=list(splits), notes=notes,
+                    sources=[path], check_empty_in=path)
 
 
 def env_unset(value: str) -> list[str]:
