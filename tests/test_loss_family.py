@@ -113,6 +113,21 @@ def test_resample_gets_balanced_batches_of_the_configured_size() -> None:
     assert natural.max() > 2 / len(present)  # the split itself is far from balanced: the sampler did the work
 
 
+@pytest.mark.parametrize(("name", "sampler", "told"), [("reweight", "standard", "standard"),
+                                                      ("reweight", "paired", "paired"),
+                                                      ("resample", "paired", "balanced")])
+def test_runner_tells_the_method_its_cell_counts_and_sampler(name: str, sampler: str, told: str) -> None:
+    run = build_config(preset="quick", sets=[f"train.sampler={sampler}"])
+    cache = ensure_cache(discover(run.data)["synth-ff"], run.data)
+    cls = METHODS.get(name)
+    method, _ = bench.train.build_method(cls, resolve_method_config(cls.Config, run, name), cache, run.train,
+                                         torch.device("cpu"), steps_per_epoch=1)
+    train = cache.manifest.iloc[cache.rows("train")]
+    expected = [int(((train["intersection"] == g) & (train["label"] == y)).sum()) for g in range(8) for y in (0, 1)]
+    assert list(method.info.cell_counts) == expected and sum(expected) > 0
+    assert method.info.sampler == told
+
+
 # ----------------------------------------------------------------------------------------------- group-dro
 def two_cell_info() -> MethodInfo:
     counts = [0] * 16
