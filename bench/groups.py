@@ -61,6 +61,20 @@ def to_six_groups(gender: Any, race: Any) -> np.ndarray:
     return gender * len(SIX_GROUP_RACES) + np.asarray(SIX_GROUP_OF_RACE)[race]
 
 
+NUM_LABELS = 2  # 0 real, 1 fake
+NUM_CELLS = NUM_INTERSECTIONS * NUM_LABELS  # (intersectional group x label) cells
+
+
+def label_cell(group: Any, label: Any) -> Any:
+    """The (intersectional group x label) cell ``group * 2 + label``; -1 where the group is unknown.
+
+    Plain arithmetic, so it serves numpy arrays on the host and torch tensors on the device alike (no
+    ``where`` that would pull a tensor to the host): a sampler and a loss can never disagree on a cell.
+    """
+    known = group >= 0
+    return (group * NUM_LABELS + label + 1) * known - 1
+
+
 def group_name(attribute: str, code: int) -> str:
     """The name of one group code (``str(code)`` for a code outside the coding)."""
     names = GROUP_NAMES[attribute]

@@ -24,6 +24,7 @@ from torch import nn
 from bench.batch import Batch
 from bench.config import MethodConfig
 from bench.errors import BenchError
+from bench.groups import NUM_LABELS
 from bench.registry import Registry
 
 
@@ -38,10 +39,12 @@ class Needs:
     paired: bool = False  # batches of fakes each paired with a real (first half real, second half fake)
     groups: bool = False  # intersectional group labels on the training split
     manipulations: bool = False  # manipulation labels (a domain without them gives every fake class 1)
+    balanced: bool = False  # batches drawing every (group x label) cell of the split equally often
 
     def describe(self) -> str:
         parts = [name for name, wanted in (("paired batches", self.paired), ("group labels", self.groups),
-                                           ("manipulation labels", self.manipulations)) if wanted]
+                                           ("manipulation labels", self.manipulations),
+                                           ("cell-balanced batches", self.balanced)) if wanted]
         return ", ".join(parts) or "-"
 
 
@@ -56,11 +59,20 @@ class MethodInfo:
     steps_per_epoch: int
     device: torch.device
     channels_last: bool = True
+    # Training-split frames per (group x label) cell, code bench.groups.label_cell (group * 2 + label);
+    # empty when the runner did not count them (methods that need them say so).
+    cell_counts: tuple[int, ...] = ()
+    sampler: str = "standard"  # how training batches are drawn: "standard", "paired" or "balanced"
 
     @property
     def num_groups(self) -> int:
         """Intersectional groups of the coding (bench.groups): the length of ``group_counts``."""
         return len(self.group_counts)
+
+    @property
+    def num_cells(self) -> int:
+        """(group x label) cells: two per intersectional group."""
+        return NUM_LABELS * self.num_groups
 
 
 class _ChecksOptimizers(type):

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
 from bench.config import MethodConfig, TrainConfig
 from bench.data.cache import FrameCache
-from bench.data.loader import DeviceLoader, PairedSampler, StandardSampler
+from bench.data.loader import BalancedSampler, DeviceLoader, PairedSampler, StandardSampler
 from bench.device import Runtime, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
-from bench.method import Method, MethodInfo
+from bench.groups import NUM_CELLS, label_cell
+from bench.method import Method, MethodInfo, Needs
 from bench.metrics import auc
 from bench.predict import bce_from_logits, predict_logits, sigmoid
 from bench.progress import progress_bar
@@ -58,26 +60,48 @@ def build_method(method_cls: type[Method], config: MethodConfig, cache: FrameCac
     num_manipulations = int(manifest["manipulation"].max()) if len(manifest) else 0
     if needs.manipulations and num_manipulations <= 1:
         notes.append(f"{cache.name} has no manipulation labels: every fake is class 1")
+    cells = _train_cells(cache)
     info = MethodInfo(image_size=cache.image_size, group_counts=cache.group_counts("train"),
                       num_manipulations=max(num_manipulations, 1), epochs=train.epochs,
-                      steps_per_epoch=steps_per_epoch, device=device, channels_last=train.channels_last)
+                      steps_per_epoch=steps_per_epoch, device=device, channels_last=train.channels_last,
+                      cell_counts=tuple(int(c) for c in np.bincount(cells[cells >= 0], minlength=NUM_CELLS)),
+                      sampler="balanced" if needs.balanced else train.sampler)
     method = method_cls(config, info).to(device)
     if train.channels_last:
         method = method.to(memory_format=torch.channels_last)
     return method, notes
 
 
-def make_sampler(cache: FrameCache, train: TrainConfig) -> PairedSampler | StandardSampler:
+def make_sampler(cache: FrameCache, train: TrainConfig,
+                 needs: Needs | None = None) -> PairedSampler | StandardSampler | BalancedSampler:
+    """The configured sampler, or cell-balanced batches of the same size when ``needs`` asks for them."""
     if train.sampler == "paired":
         real, fake = cache.rows("train", label=0), cache.rows("train", label=1)
         if len(real) == 0 or len(fake) == 0:
             raise DataError(f"The training split of {cache.name!r} needs both real and fake frames "
                             f"(has {len(real)} real, {len(fake)} fake).")
-        return PairedSampler(real, fake, batch_size=train.batch_size, steps=train.steps_per_epoch)
-    rows = cache.rows("train")
-    if len(rows) == 0:
-        raise DataError(f"The training split of {cache.name!r} is empty.")
-    return StandardSampler(rows, batch_size=train.batch_size, steps=train.steps_per_epoch)
+        sampler: PairedSampler | StandardSampler = PairedSampler(real, fake, batch_size=train.batch_size,
+                                                                 steps=train.steps_per_epoch)
+    else:
+        rows = cache.rows("train")
+        if len(rows) == 0:
+            raise DataError(f"The training split of {cache.name!r} is empty.")
+        sampler = StandardSampler(rows, batch_size=train.batch_size, steps=train.steps_per_epoch)
+    if needs is None or not needs.balanced:
+        return sampler
+    # As many images per batch and batches per epoch as the configured sampler, so budgets stay equal.
+    cells = _train_cells(cache)
+    if (cells < 0).all():
+        raise DataError(f"Cell-balanced batches need group labels, but the training split of {cache.name!r} "
+                        f"has none; choose a dataset with demographic annotations.")
+    images = sampler.batch_size * (2 if isinstance(sampler, PairedSampler) else 1)
+    return BalancedSampler(cache.rows("train"), cells, batch_size=images, steps=len(sampler))
+
+
+def _train_cells(cache: FrameCache) -> np.ndarray:
+    """The (group x label) cell of every training frame, in ``cache.rows("train")`` order."""
+    manifest = cache.manifest.iloc[cache.rows("train")]
+    return label_cell(manifest["intersection"].to_numpy(), manifest["label"].to_numpy())
 
 
 def train_method(
@@ -93,7 +117,7 @@ def train_method(
 ) -> TrainResult:
     """Train ``method_cls`` on ``cache``'s train split and return it holding the selected weights."""
     seed_everything(seed)
-    sampler = make_sampler(cache, train)
+    sampler = make_sampler(cache, train, method_cls.needs)
     method, notes = build_method(method_cls, config, cache, train, runtime.device, len(sampler))
     loader = DeviceLoader(cache, device=runtime.device, channels_last=train.channels_last)
     val_rows = cache.rows("val")

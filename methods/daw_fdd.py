@@ -5,6 +5,10 @@ DAG-FDD (demographic-agnostic) takes CVaR_a over all samples of a batch: the mea
 DAW-FDD (demographic-aware) first takes CVaR_a_in of each intersectional group present in the batch,
 then CVaR_a_out over those group values, each group weighing the same whatever its size, so the
 worst-served groups drive the update. The CVaRs are exact (bench.losses), with no per-step search.
+
+DAW-FDD-LB is the label-balanced control: its groups are (intersectional group x label) cells. A DAW-FDD
+group mixes reals and fakes in proportions that differ by group, so a group's CVaR can fall while its
+reals' false-positive rate rises; splitting each group by label removes that mixing and nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch.nn.functional as F
 
 from bench.batch import Batch
 from bench.config import MethodConfig, setting
+from bench.groups import label_cell
 from bench.losses import cvar, grouped_cvar
 from bench.method import METHODS, Needs
 from methods.xception import Xception
@@ -56,5 +61,21 @@ class DawFdd(Xception):
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         per_sample = F.binary_cross_entropy_with_logits(logits, batch.label.float(), reduction="none")
-        group_risk, present = grouped_cvar(per_sample, batch.group, self.config.alpha_in, self.info.num_groups)
+        groups, count = self.risk_groups(batch)
+        group_risk, present = grouped_cvar(per_sample, groups, self.config.alpha_in, count)
         return cvar(group_risk, self.config.alpha_out, mask=present)
+
+    def risk_groups(self, batch: Batch) -> tuple[torch.Tensor, int]:
+        """The group code of every sample (-1 unknown) and the number of codes."""
+        return batch.group, self.info.num_groups
+
+
+@METHODS.register()
+class DawFddLb(DawFdd):
+    """DAW-FDD over (intersectional group x label) cells: the label-balanced control."""
+
+    name = "daw-fdd-lb"
+    description = "DAW-FDD with groups = intersectional group x label (label-balanced control)"
+
+    def risk_groups(self, batch: Batch) -> tuple[torch.Tensor, int]:
+        return label_cell(batch.group, batch.label), self.info.num_cells

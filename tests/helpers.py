@@ -10,8 +10,10 @@ from bench.method import MethodInfo
 
 
 def tiny_info() -> MethodInfo:
-    return MethodInfo(image_size=32, group_counts=(40, 300, 20, 10, 30, 250, 15, 8), num_manipulations=4,
-                      epochs=1, steps_per_epoch=10, device=torch.device("cpu"))
+    group_counts = (40, 300, 20, 10, 30, 250, 15, 8)
+    cell_counts = tuple(c for n in group_counts for c in (n // 5, n - n // 5))  # a fifth real in each group
+    return MethodInfo(image_size=32, group_counts=group_counts, num_manipulations=4, epochs=1, steps_per_epoch=10,
+                      device=torch.device("cpu"), cell_counts=cell_counts)
 
 
 def easy_batch(pairs: int = 8, seed: int = 0) -> Batch:

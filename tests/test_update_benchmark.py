@@ -2,7 +2,8 @@
 
 Run `pytest tests/test_update_benchmark.py --benchmark-enable` to compare: the fair losses must cost at
 most 10% more than the baseline's step (their CVaRs are a sort and a few vector operations); PG-FDD runs
-three backbones, a decoder and SAM's two passes."""
+three backbones, a decoder and SAM's two passes. The loss-and-sampling family (reweight, resample, group-dro,
+daw-fdd-lb) must stay within 10% too: a gather, an index_add or the same sort."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ def default_batch(pairs: int = 32) -> Batch:
                  rows=np.arange(n))
 
 
-@pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam", "pg-fdd", "pg-fdd-nosam"])
+@pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam", "pg-fdd", "pg-fdd-nosam",
+                                  "reweight", "resample", "group-dro", "daw-fdd-lb"])
 def test_update_step(benchmark, name: str) -> None:
     torch.manual_seed(0)
     run = build_config(preset="default")
     cls = METHODS.get(name)
     info = MethodInfo(image_size=32, group_counts=(100,) * 8, num_manipulations=4, epochs=1, steps_per_epoch=1,
-                      device=torch.device("cpu"))
+                      device=torch.device("cpu"), cell_counts=(20, 80) * 8,
+                      sampler="balanced" if cls.needs.balanced else "paired")
     method = cls(resolve_method_config(cls.Config, run, name), info).to(memory_format=torch.channels_last)
     method.train()
     batch = default_batch()

@@ -73,6 +73,38 @@ class PairedSampler:
             yield np.concatenate([reals, fakes])
 
 
+class BalancedSampler:
+    """Batches in which every cell present is equally likely (MEDFAIR's resampling).
+
+    Each frame of a batch is drawn with replacement: a cell uniformly among the cells holding frames, then
+    a frame uniformly within that cell, so a cell of 10 frames is drawn as often as one of 10,000. Rows
+    whose cell is negative (unknown group) are never drawn. ``steps`` batches make an epoch (the runner
+    passes the configured sampler's, so every method sees as many images per epoch).
+    """
+
+    def __init__(self, rows: np.ndarray, cells: np.ndarray, *, batch_size: int, steps: int):
+        rows, cells = np.asarray(rows), np.asarray(cells)
+        known = cells >= 0
+        if not known.any():
+            raise ValueError("A balanced sampler needs at least one frame with a known cell.")
+        order = np.argsort(cells[known], kind="stable")
+        self.rows = rows[known][order]  # grouped by cell
+        _, self.cell_sizes = np.unique(cells[known][order], return_counts=True)
+        self.cell_starts = np.cumsum(self.cell_sizes) - self.cell_sizes
+        self.batch_size = batch_size
+        self.steps = max(1, steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def epoch(self, seed: int | list[int]) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        for _ in range(self.steps):
+            cell = rng.integers(0, len(self.cell_sizes), size=self.batch_size)
+            within = (rng.random(self.batch_size) * self.cell_sizes[cell]).astype(np.int64)
+            yield self.rows[self.cell_starts[cell] + within]
+
+
 def sequential(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Rows in order, in chunks: for validation and prediction."""
     for start in range(0, len(rows), batch_size):
