@@ -2,7 +2,9 @@
 
 Modelled on DomainBed's ``Algorithm``: a method owns its optimisation step (``update``), so SAM,
 paired batches and per-step robust losses need no change in the runner. The runner only calls
-``update`` on training batches, ``forward`` for scores, and ``end_epoch`` once per epoch.
+``update`` on training batches, ``forward`` for scores, and ``end_epoch`` once per epoch, plus two
+optional hooks outside ``update`` (``after_step``, ``finish_training``; default no-ops) for methods
+such as SWAD that must read a validation loss or see training batches once training ends.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -51,6 +53,14 @@ class MethodInfo:
     def num_groups(self) -> int:
         """Intersectional groups of the coding (bench.groups): the length of ``group_counts``."""
         return len(self.group_counts)
+
+
+class Validation(Protocol):
+    """What ``Method.after_step`` may ask about the training domain's validation split."""
+
+    def loss(self) -> float:
+        """Mean BCE of the method's current weights on the validation split (reads the device: slow)."""
+        ...
 
 
 class Method(nn.Module):
@@ -115,6 +125,22 @@ class Method(nn.Module):
             opt.load_state_dict(saved)
         for sched, saved in zip(self._schedulers, state["schedulers"], strict=True):
             sched.load_state_dict(saved)
+
+    # ------------------------------------------------------------------ hooks the runner calls outside update()
+    def after_step(self, validation: Validation) -> None:
+        """Called after every ``update``, outside it and outside autocast, so it may read values on the host
+        (SWAD reads the validation loss every k steps here). State it keeps must go into
+        ``training_state`` to survive a resume. Default: nothing."""
+
+    def finish_training(self, training_batches: Iterable[Batch]) -> str | None:
+        """Called once after the last epoch, under the training precision, with one lazy epoch of training
+        batches (e.g. to re-estimate BatchNorm statistics).
+
+        A method that sets the weights that predict itself (SWAD's average) does so here and returns a
+        note saying how; the runner then keeps these weights and does not apply the per-epoch selection
+        (``train.selection``). Default: None, and the runner restores the selected epoch's weights.
+        """
+        return None
 
 
 def _load_builtin_methods() -> None:

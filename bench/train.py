@@ -23,7 +23,7 @@ from bench.data.cache import FrameCache
 from bench.data.loader import DeviceLoader, PairedSampler, StandardSampler
 from bench.device import amp_dtype, autocast, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
-from bench.method import Method, MethodInfo
+from bench.method import Method, MethodInfo, Validation
 from bench.metrics import auc
 from bench.predict import bce_from_logits, predict_logits, sigmoid
 from bench.progress import progress_bar
@@ -106,6 +106,8 @@ def train_method(
     val_labels = cache.manifest["label"].to_numpy()[val_rows]
     amp = amp_dtype(train.precision, device)
 
+    validation = _Validation(method=method, loader=loader, rows=val_rows, labels=val_labels,
+                             batch_size=train.eval_batch_size, amp=amp, dataset=cache.name)
     state = _Progress()
     resumed = state.resume(job_dir / CHECKPOINT, method)
     train_seconds, train_images = 0.0, 0
@@ -115,7 +117,7 @@ def train_method(
         t0 = time.perf_counter()
         logs = _run_epoch(method, loader, sampler.epoch([seed, epoch]), total=len(sampler), amp=amp,
                           device=device, log_every=train.log_every, progress=progress,
-                          desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch)
+                          desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch, validation=validation)
         epoch_seconds = time.perf_counter() - t0
         images = len(sampler) * sampler.batch_size * (2 if isinstance(sampler, PairedSampler) else 1)
         train_seconds += epoch_seconds
@@ -134,7 +136,13 @@ def train_method(
         if train.checkpoint:
             state.save(job_dir / CHECKPOINT, method)
 
-    method.load_state_dict(state.best_weights)
+    own_weights = _finish_training(method, loader, sampler.epoch([seed, train.epochs]), amp=amp, device=device)
+    if own_weights is None:
+        method.load_state_dict(state.best_weights)
+    else:  # the method's own final weights predict (e.g. SWAD's average): the last epoch is marked selected
+        notes.append(own_weights)
+        state.best_epoch = len(state.history) - 1
+        state.best_score = _selection_score(state.history[-1], train.selection)
     atomic_write_bytes(job_dir / MODEL, _torch_bytes(method.state_dict()))
     atomic_write_csv(job_dir / LOG, state.log_frame())
     seconds = time.perf_counter() - started
@@ -156,7 +164,7 @@ def load_trained(method_cls: type[Method], config: MethodConfig, cache: FrameCac
 # ------------------------------------------------------------------------------------------- internals
 def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total: int,
                amp: torch.dtype | None, device: torch.device, log_every: int, progress: bool, desc: str,
-               epoch: int) -> dict[str, float]:
+               epoch: int, validation: Validation) -> dict[str, float]:
     """One pass of ``method.update``; returns the mean of each logged value.
 
     Logged values are summed on the device and read back only every ``log_every`` steps, so the
@@ -170,6 +178,7 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
             logs = method.update(batch)
         if "loss" not in logs:
             raise TypeError(f"{type(method).__name__}.update must return a dict with a 'loss' entry.")
+        method.after_step(validation)
         for key, value in logs.items():
             value = value.detach().float() if torch.is_tensor(value) else float(value)
             sums[key] = sums.get(key, 0.0) + value
@@ -182,6 +191,32 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
     means = {k: float(v) / max(steps, 1) for k, v in sums.items()}
     _check_finite(means.get("loss", 0.0), epoch, steps)
     return means
+
+
+# ------------------------------------------- the Method hooks outside update(): after_step, finish_training
+class _Validation:
+    """``Method.after_step``'s view of the training domain's validation split (the `Validation` protocol)."""
+
+    def __init__(self, *, method: Method, loader: DeviceLoader, rows: Any, labels: Any, batch_size: int,
+                 amp: torch.dtype | None, dataset: str) -> None:
+        self.method, self.loader, self.rows, self.labels = method, loader, rows, labels
+        self.batch_size, self.amp, self.dataset = batch_size, amp, dataset
+
+    def loss(self) -> float:
+        if len(self.rows) == 0:
+            raise DataError(f"Method {self.method.name!r} needs a validation split, but {self.dataset!r} has "
+                            f"none; add one to the dataset.")
+        logits = predict_logits(self.method, self.loader, self.rows, batch_size=self.batch_size, amp=self.amp)
+        return bce_from_logits(self.labels, logits)
+
+
+def _finish_training(method: Method, loader: DeviceLoader, row_batches: Any, *, amp: torch.dtype | None,
+                     device: torch.device) -> str | None:
+    """``Method.finish_training`` on one lazy epoch of training batches; its note, or None to select."""
+    method.train()
+    with autocast(device, amp):
+        return method.finish_training(loader.batches(row_batches))
+# ------------------------------------------------------------------------------ end of the Method hooks
 
 
 def _check_finite(loss: float, epoch: int, step: int) -> None:
