@@ -26,7 +26,8 @@ def default_batch(pairs: int = 32) -> Batch:
                  rows=np.arange(n))
 
 
-@pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam", "pg-fdd", "pg-fdd-nosam"])
+@pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam", "pg-fdd", "pg-fdd-nosam",
+                                  "adv-debias", "domain-ind", "eo-reg", "swad"])
 def test_update_step(benchmark, name: str) -> None:
     torch.manual_seed(0)
     run = build_config(preset="default")
