@@ -117,8 +117,16 @@ class LossValley:
     def state(self) -> dict[str, Any]:
         return dict(vars(self))
 
-    def load(self, state: dict[str, Any]) -> None:
-        vars(self).update(state)
+    def load(self, state: dict[str, Any], device: torch.device) -> None:
+        """Restore ``state``; its tensors move to ``device`` (a checkpoint is read onto the CPU)."""
+        def moved(value: Any) -> Any:
+            if torch.is_tensor(value):
+                return value.to(device)
+            if isinstance(value, Segment):
+                return Segment(moved(value.mean), value.loss, value.first_step, value.last_step)
+            return [moved(v) for v in value] if isinstance(value, list) else value
+
+        vars(self).update({key: moved(value) for key, value in state.items()})
 
 
 @METHODS.register()
@@ -162,7 +170,7 @@ class Swad(Xception):
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         super().load_training_state(state)
-        self.valley.load(state["swad"])
+        self.valley.load(state["swad"], next(self.net.parameters()).device)
 
 
 def recompute_batchnorm(model: nn.Module, batches: Iterable[Batch]) -> int:
