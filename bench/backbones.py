@@ -178,3 +178,7 @@ class BackboneClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = F.relu(self.backbone(images))  # (N, C, h, w)
         return self.head(features.mean(dim=(2, 3))).squeeze(1)  # (N,)
+
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The pooled features (N, C) that ``head`` reads, for methods that attach more heads to them."""
+        return F.relu(self.backbone(images)).mean(dim=(2, 3))

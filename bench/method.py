@@ -1,8 +1,10 @@
 """The one interface a method implements, and the registry that holds the methods.
 
 Modelled on DomainBed's ``Algorithm``: a method owns its optimisation step (``update``), so SAM,
-paired batches and per-step robust losses need no change in the runner. The runner only calls
-``update`` on training batches, ``forward`` for scores, and ``end_epoch`` once per epoch.
+paired batches and per-step robust losses need no change in the runner. The runner calls ``update`` on
+training batches, ``forward`` for scores, ``end_epoch`` once per epoch, and two optional hooks outside
+``update`` (``after_step``, ``finish_training``; default no-ops) for methods such as SWAD that must read a
+validation loss or see training batches once training ends.
 
 Checkpoints save the optimisers a method registered (`Method.make_optimizer`, `Method.register_optimizer`);
 a method that keeps any other optimiser is refused when it is built, since a resumed job would silently
@@ -16,7 +18,7 @@ import pkgutil
 import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -73,6 +75,14 @@ class MethodInfo:
     def num_cells(self) -> int:
         """(group x label) cells: two per intersectional group."""
         return NUM_LABELS * self.num_groups
+
+
+class Validation(Protocol):
+    """What ``Method.after_step`` may ask about the training domain's validation split."""
+
+    def loss(self) -> float:
+        """Mean BCE of the method's current weights on the validation split (reads the device: slow)."""
+        ...
 
 
 class _ChecksOptimizers(type):
@@ -166,6 +176,22 @@ class Method(nn.Module, metaclass=_ChecksOptimizers):
             opt.load_state_dict(saved)
         for sched, saved in zip(self._schedulers, state["schedulers"], strict=True):
             sched.load_state_dict(saved)
+
+    # ------------------------------------------------------------------ hooks the runner calls outside update()
+    def after_step(self, validation: Validation) -> None:
+        """Called after every ``update``, outside it and outside autocast, so it may read values on the host
+        (SWAD reads the validation loss every k steps here). State it keeps must go into
+        ``training_state`` to survive a resume. Default: nothing."""
+
+    def finish_training(self, training_batches: Iterable[Batch]) -> str | None:
+        """Called once after the last epoch, under the training precision, with one lazy epoch of training
+        batches (e.g. to re-estimate BatchNorm statistics).
+
+        A method that sets the weights that predict itself (SWAD's average) does so here and returns a
+        note saying how; the runner then keeps these weights and does not apply the per-epoch selection
+        (``train.selection``). Default: None, and the runner restores the selected epoch's weights.
+        """
+        return None
 
 
 _OPAQUE = (torch.Tensor, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,

@@ -25,7 +25,7 @@ from bench.data.loader import BalancedSampler, DeviceLoader, PairedSampler, Stan
 from bench.device import Runtime, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
 from bench.groups import NUM_CELLS, label_cell
-from bench.method import Method, MethodInfo, Needs
+from bench.method import Method, MethodInfo, Needs, Validation
 from bench.metrics import auc
 from bench.predict import bce_from_logits, predict_logits, sigmoid
 from bench.progress import progress_bar
@@ -126,6 +126,8 @@ def train_method(
                         f"--set train.selection=last.")
     val_labels = cache.manifest["label"].to_numpy()[val_rows]
 
+    validation = _Validation(method=method, loader=loader, rows=val_rows, labels=val_labels,
+                             batch_size=train.eval_batch_size, runtime=runtime.quiet(), dataset=cache.name)
     state = _Progress()
     resumed = state.resume(files.checkpoint, method)
     train_seconds, train_images = 0.0, 0
@@ -134,7 +136,8 @@ def train_method(
         method.train()
         t0 = time.perf_counter()
         logs = _run_epoch(method, loader, sampler.epoch([seed, epoch]), total=len(sampler), runtime=runtime,
-                          log_every=train.log_every, desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch)
+                          log_every=train.log_every, desc=f"{label} epoch {epoch + 1}/{train.epochs}", epoch=epoch,
+                          validation=validation)
         epoch_seconds = time.perf_counter() - t0
         images = len(sampler) * sampler.batch_size * (2 if isinstance(sampler, PairedSampler) else 1)
         train_seconds += epoch_seconds
@@ -154,7 +157,13 @@ def train_method(
         if train.checkpoint:
             state.save(files.checkpoint, method)
 
-    method.load_state_dict(state.best_weights)
+    own_weights = _finish_training(method, loader, sampler.epoch([seed, train.epochs]), runtime=runtime)
+    if own_weights is None:
+        method.load_state_dict(state.best_weights)
+    else:  # the method's own final weights predict (e.g. SWAD's average): the last epoch is marked selected
+        notes.append(own_weights)
+        state.best_epoch = len(state.history) - 1
+        state.best_score = _selection_score(state.history[-1], train.selection)
     atomic_write_bytes(files.model, _torch_bytes(method.state_dict()))
     atomic_write_csv(files.log, state.log_frame())
     seconds = time.perf_counter() - started
@@ -175,7 +184,7 @@ def load_trained(method_cls: type[Method], config: MethodConfig, cache: FrameCac
 
 # ------------------------------------------------------------------------------------------- internals
 def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total: int, runtime: Runtime,
-               log_every: int, desc: str, epoch: int) -> dict[str, float]:
+               log_every: int, desc: str, epoch: int, validation: Validation) -> dict[str, float]:
     """One pass of ``method.update``; returns the mean of each logged value.
 
     Logged values are summed on the device and read back only every ``log_every`` steps, so the
@@ -190,6 +199,7 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
             logs = method.update(batch)
         if "loss" not in logs:
             raise TypeError(f"{type(method).__name__}.update must return a dict with a 'loss' entry.")
+        method.after_step(validation)
         for key, value in logs.items():
             value = value.detach().float() if torch.is_tensor(value) else float(value)
             sums[key] = sums.get(key, 0.0) + value
@@ -202,6 +212,32 @@ def _run_epoch(method: Method, loader: DeviceLoader, row_batches: Any, *, total:
     means = {k: float(v) / max(steps, 1) for k, v in sums.items()}
     _check_finite(means.get("loss", 0.0), epoch, steps)
     return means
+
+
+# ------------------------------------------- the Method hooks outside update(): after_step, finish_training
+class _Validation:
+    """``Method.after_step``'s view of the training domain's validation split (the `Validation` protocol)."""
+
+    def __init__(self, *, method: Method, loader: DeviceLoader, rows: Any, labels: Any, batch_size: int,
+                 runtime: Runtime, dataset: str) -> None:
+        self.method, self.loader, self.rows, self.labels = method, loader, rows, labels
+        self.batch_size, self.runtime, self.dataset = batch_size, runtime, dataset
+
+    def loss(self) -> float:
+        if len(self.rows) == 0:
+            raise DataError(f"Method {self.method.name!r} needs a validation split, but {self.dataset!r} has "
+                            f"none; add one to the dataset.")
+        logits = predict_logits(self.method, self.loader, self.rows, batch_size=self.batch_size,
+                                runtime=self.runtime)
+        return bce_from_logits(self.labels, logits)
+
+
+def _finish_training(method: Method, loader: DeviceLoader, row_batches: Any, *, runtime: Runtime) -> str | None:
+    """``Method.finish_training`` on one lazy epoch of training batches; its note, or None to select."""
+    method.train()
+    with runtime.autocast():
+        return method.finish_training(loader.batches(row_batches))
+# ------------------------------------------------------------------------------ end of the Method hooks
 
 
 def _check_finite(loss: float, epoch: int, step: int) -> None:

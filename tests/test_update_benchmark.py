@@ -28,7 +28,8 @@ def default_batch(pairs: int = 32) -> Batch:
 
 
 @pytest.mark.parametrize("name", ["xception", "dag-fdd", "daw-fdd", "xception-sam", "pg-fdd", "pg-fdd-nosam",
-                                  "reweight", "resample", "group-dro", "daw-fdd-lb"])
+                                  "reweight", "resample", "group-dro", "daw-fdd-lb",
+                                  "adv-debias", "domain-ind", "eo-reg", "swad"])
 def test_update_step(benchmark, name: str) -> None:
     torch.manual_seed(0)
     run = build_config(preset="default")
