@@ -190,8 +190,8 @@ def bootstrap_p_value(replicates: Any, *, estimate: Any = None, null: float = 0.
 
 
 class BootstrapResult(NamedTuple):
-    """A bootstrap estimate: the statistic on the data, its percentile interval, and (for a difference) a
-    two-sided p-value of "no difference"; ``replicates`` (B,) are kept for further use."""
+    """A bootstrap estimate: the statistic on the data, its interval (basic unless asked otherwise), and (for a
+    difference) a two-sided p-value of "no difference"; ``replicates`` (B,) are kept for further use."""
 
     estimate: float
     low: float

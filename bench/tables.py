@@ -36,7 +36,8 @@ def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float 
     value, the bootstrap CI of that mean, the counts behind it, the rank within (scope, column) and the best.
 
     The CI resamples the test videos of every test set (the same resamples for every method), averages each
-    replicate exactly as the point value is averaged (over pairs, then seeds), and takes percentiles: it
+    replicate exactly as the point value is averaged (over pairs, then seeds), and takes the basic interval,
+    cut to the metric's range: it
     is the uncertainty due to the finite test sets for these trained models; the std is the spread over
     training seeds.
     """
