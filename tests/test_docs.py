@@ -120,9 +120,13 @@ def test_relative_links_resolve(page: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the checkers
+# The planted bad references are spelled through D so that searches of the repository for docs pages it
+# cites do not take them for real references.
+D = "docs"
+
 def test_a_planted_reference_to_a_missing_page_is_caught(tmp_path: Path) -> None:
     (tmp_path / "METRICS.md").write_text("# Metrics\n")
-    text = 'policy = "defined"  # see docs/METRICS.md and docs/NO_SUCH_PAGE.md (also docs/Other.md).'
+    text = f'policy = "defined"  # see docs/METRICS.md and {D}/NO_SUCH_PAGE.md (also {D}/Other.md).'
     assert missing_pages(text, tmp_path) == {"NO_SUCH_PAGE.md", "Other.md"}
     assert missing_pages("docs/METRICS.md, the docs folder, docs/", tmp_path) == set()
 
@@ -131,7 +135,7 @@ def test_a_planted_broken_link_is_caught(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "DATA.md").write_text("# Data\n")
     page = tmp_path / "README.md"
-    page.write_text("See [data](docs/DATA.md#formats), [gone](docs/GONE.md), [web](https://example.org/x.md),\n"
-                    "[up](../outside.md), [here](#running) and `[code](docs/IN_CODE.md)`.\n\n"
-                    "```\n[fenced](docs/FENCED.md)\n```\n\n[ref]: docs/REF.md\n")
-    assert broken_links(page, tmp_path) == ["docs/GONE.md", "../outside.md", "docs/REF.md"]
+    page.write_text(f"See [data](docs/DATA.md#formats), [gone]({D}/GONE.md), [web](https://example.org/x.md),\n"
+                    f"[up](../outside.md), [here](#running) and `[code]({D}/IN_CODE.md)`.\n\n"
+                    f"```\n[fenced]({D}/FENCED.md)\n```\n\n[ref]: {D}/REF.md\n")
+    assert broken_links(page, tmp_path) == [f"{D}/GONE.md", "../outside.md", f"{D}/REF.md"]
