@@ -2,7 +2,7 @@
 
 `bench.report` computes every number once (metrics, bootstrap, leaderboards, significance, ...) and hands
 the finished tables here as plain DataFrames; this module only decides how they are displayed: the
-decimals of each metric, p-values, 'mean ± std [CI] (rank)' cells with the best in bold, Markdown pipe
+decimals of each metric, p-values, 'mean ± std [CI] (rank)' cells with the best set in bold, Markdown pipe
 tables, booktabs LaTeX, the text of report.md and the compact leaderboard printed at the end of
 ``bench report``. Each table is rendered once (`render_tables`), and report.md reuses those renderings.
 Nothing here computes a metric, an interval or a test, so a change of presentation cannot change a
@@ -31,14 +31,16 @@ SUMMARY = [("all", "AUC"), ("intersection", "F_FPR"), ("intersection", "F_MEO"),
            ("intersection", "F_OAE")]
 SCOPE_TITLES = {"cross": "cross-domain (train != test)", "intra": "intra-domain (train == test)"}
 HEADLINE = ("AUC", "intersection/F_FPR", "intersection/F_OAE", "intersection/F_DP", "intersection/F_MEO")
-LEVELS = {"pair": "one train -> test pair (same test samples)", "seeds": "over training seeds (scope average)",
+LEVELS = {"pooled": "pooled over training jobs and test videos (the claims)",
+          "pair": "one train -> test pair (same test samples)", "seeds": "over training seeds (scope average)",
           "pairs": "over train -> test pairs (seed means)"}
+ENOUGH_SEEDS = 3  # with fewer, report.md warns at the top that seed variance is unknown
 
 
 # ============================================================================================ rendering
 @dataclass
 class Rendered:
-    """A table's display: strings for every cell, and which cells are bold (the best)."""
+    """A table's display: strings for every cell, and which cells are bold (the best set)."""
 
     frame: pd.DataFrame
     bold: pd.DataFrame | None = None
@@ -110,14 +112,16 @@ def ranked_columns(frame: pd.DataFrame) -> list[str]:
 
 def _ranked(frame: pd.DataFrame, head: Sequence[str], cell: Any) -> Rendered:
     """``head`` columns as they are, then each ranked column's cells as ``cell(row, column, digits)``;
-    rank 1 bold."""
+    bold where the table's ``<column> best`` says so (the methods not significantly worse than the best),
+    else rank 1."""
     columns = ranked_columns(frame)
     out = pd.DataFrame({c: [format_number(v) for v in frame[c]] for c in head})
     bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
     for column in columns:
         digits = _digits(column)
         out[column] = [cell(row, column, digits) for _, row in frame.iterrows()]
-        bold[column] = (frame[f"{column} rank"] == 1).to_numpy()
+        best = frame[f"{column} best"] if f"{column} best" in frame.columns else frame[f"{column} rank"] == 1
+        bold[column] = best.to_numpy(dtype=bool)
     return Rendered(out, bold)
 
 
@@ -135,12 +139,12 @@ def _leaderboard_cell(row: pd.Series, column: str, digits: int) -> str:
 
 
 def render_leaderboard(wide: pd.DataFrame) -> Rendered:
-    """Leaderboard cells as 'mean ± std [low, high] (rank)'; the best of each column bold."""
+    """Leaderboard cells as 'mean ± std [low, high] (rank)'; the best set of each column bold."""
     return _ranked(wide, ["scope", "method", "n_seeds", "n_pairs"], _leaderboard_cell)
 
 
 def render_paper(table: pd.DataFrame) -> Rendered:
-    """The paper's per-pair cells as 'mean ± std'; the best of each column within the pair bold."""
+    """The paper's per-pair cells as 'mean ± std'; the best set of each column within the pair bold."""
     return _ranked(table, ["train", "test", "method", "n_seeds"], _mean_std)
 
 
@@ -165,7 +169,7 @@ def _isnan(value: Any) -> bool:
 
 
 def to_markdown(rendered: Rendered) -> str:
-    """A GitHub-flavoured pipe table, columns padded to a common width; the best cells in bold."""
+    """A GitHub-flavoured pipe table, columns padded to a common width; the marked cells in bold."""
     frame = rendered.frame
     bold = np.zeros(frame.shape, dtype=bool)
     if rendered.bold is not None:
@@ -192,7 +196,7 @@ def tex_escape(text: str) -> str:
 
 
 def to_latex(rendered: Rendered) -> str:
-    """A booktabs tabular (needs \\usepackage{booktabs}); the best cells in bold."""
+    """A booktabs tabular (needs \\usepackage{booktabs}); the marked cells in bold."""
     frame = rendered.frame
     cells = frame.to_numpy(dtype=object)
     bold = np.zeros(cells.shape, dtype=bool)
@@ -290,6 +294,9 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
     domains_train = sorted(main["train"].unique())
     domains_test = sorted(tidy["test"].unique())
     w("# Fairness generalization report\n\n")
+    note = seed_note(tidy)
+    if note:
+        w(f"> **{note}**\n\n")
     w(f"Results folder `{results or path.parent}`; {len(runs)} finished job(s); "
       f"methods: {', '.join(methods) or '-'}; "
       f"training domains: {', '.join(domains_train) or '-'}; test domains: {', '.join(domains_test)}; "
@@ -320,8 +327,15 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
       f"max - min gap over noisy group rates is biased upwards, resampling inflates it further, and the basic "
       f"interval corrects for that shift (intervals are cut to the metric's range: gaps >= 0, rates <= 100). "
       f"**A CI that lies below its mean says the observed gap is inflated by small-group noise**; see the "
-      f"group sizes below. Rank 1 (bold) is the best; fairness gaps are in "
-      f"percentage points, lower is fairer. All metrics at once: `tables/leaderboard.csv`.\n\n")
+      f"group sizes below. Fairness gaps are in percentage points, lower is fairer. All metrics at once: "
+      f"`tables/leaderboard.csv`.\n\n"
+      f"**Ranks and bold follow the tests, not the order of the means.** A method's rank is 1 + the number of "
+      f"methods significantly better than it, so methods that no test separates share a rank; bold marks every "
+      f"method not significantly worse than the best mean, the set the data cannot tell apart from the "
+      f"leader. The test that decides is the **pooled t-test** over training jobs and test videos (see "
+      f"Significance), pairwise, with Holm's correction within the metric's pairwise family at alpha = "
+      f"{s.alpha}; for a metric without bootstrap replicates it is the **Wilcoxon** test over train -> test "
+      f"pairs (`rank_test` in the long leaderboard names it per metric).\n\n")
     for attribute in ATTRIBUTES:
         name = f"leaderboard_{attribute}"
         if name in tables:
@@ -336,12 +350,15 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
 
     w("## Per train -> test pair\n\n")
     w("Mean ± std over seeds, laid out like the paper's tables (F_FPR, F_OAE, F_DP, F_MEO for the "
-      "intersection, gender and race, then AUC); bold = best per column within the pair. "
+      "intersection, gender and race, then AUC); ranks and bold as in the leaderboards, decided by the "
+      "pair-level tests (DeLong for AUC, the paired bootstrap otherwise; pairwise, Holm). "
       "Every metric per pair: `tables/pairs.csv`.\n\n")
     w(_markdown_blocks(tables["paper_pairs"].blocks, level=3))
 
     w("## Significance\n\n")
     w(_significance_text(t["significance"], t["friedman"], s, methods, baseline))
+    w("## Power of this design\n\n")
+    w(_power_text(tables["power"], s))
 
     if figures:
         w("## Figures\n\n")
@@ -411,7 +428,12 @@ def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSetti
           f"With two or more, this section tests every method against the baseline and every pair of methods.\n\n")
         return out.getvalue()
     w(f"Estimates are *method - other* in the column's unit; `favours` names the better one by the metric's "
-      f"direction. Tests: **DeLong** (AUC, one train -> test pair: the seed-averaged AUCs of the two methods "
+      f"direction. Tests: **pooled t** (the claims: per training job, i.e. training domain and seed, the "
+      f"difference averaged over the scope's test domains; their mean, with a variance of two parts, the test "
+      f"sets' from the shared bootstrap replicates and the training runs' from the spread between jobs beyond "
+      f"that, against Student's t with Satterthwaite's degrees of freedom `df`; `n` counts the jobs; with one "
+      f"job the training variance is unknown and the test covers the test videos only), **DeLong** (AUC, one "
+      f"train -> test pair: the seed-averaged AUCs of the two methods "
       f"on the same test samples, Obuchowski's clustered variance over {s.cluster if s.cluster != 'none' else 'frames'}"
       f"), **paired bootstrap** (every other metric on one pair: the same {s.n_boot} resampled test sets for "
       f"both methods), **sign-flip** (exact permutation over the training seeds both methods have, on the scope "
@@ -419,13 +441,16 @@ def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSetti
       f"pairs, seed means; Hodges-Lehmann estimate and its exact interval). A *family* is one comparison set "
       f"(vs baseline or pairwise), one level, one scope and one metric; `p_holm` (Holm, family-wise) and "
       f"`p_bh` (Benjamini-Hochberg, false discovery rate) are corrected within it and `family` gives its "
-      f"size. `significant` means p_holm < {s.alpha}. The claims are the Wilcoxon rows with Holm's "
-      f"correction. Full table: `tables/significance.csv`.\n\n")
+      f"size. `significant` means p_holm < {s.alpha}. The claims are the pooled rows with Holm's "
+      f"correction. `p_min` is the smallest p the row's test can reach with its n: a test whose p_min is not "
+      f"below alpha / family can never make a claim, however large the difference. Full table: "
+      f"`tables/significance.csv`.\n\n")
+    w(_floors_text(sig, s.alpha))
     view = sig[sig["column"].isin(HEADLINE)]
     for comparison in ("vs baseline", "pairwise"):
         if comparison == "vs baseline" and baseline is None:
             continue
-        for level in ("pairs", "seeds", "pair"):
+        for level in ("pooled", "pairs", "seeds", "pair"):
             part = view[(view["comparison"] == comparison) & (view["level"] == level)]
             if part.empty:
                 continue
@@ -433,7 +458,7 @@ def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSetti
                 part = part[part["column"] == "AUC"] if comparison == "pairwise" else part
             w(f"### {comparison}: {LEVELS[level]}\n\n")
             keep = ["method", "other", "scope", "train", "test", "column", "test_name", "n", "estimate", "ci_low",
-                    "ci_high", "p", "p_holm", "p_bh", "family_size", "favours", "significant"]
+                    "ci_high", "p", "p_min", "p_holm", "p_bh", "family_size", "favours", "significant"]
             if level != "pair":
                 keep = [c for c in keep if c not in ("train", "test")]
             w(to_markdown(render_significance(part[keep])) + "\n\n")
@@ -442,7 +467,7 @@ def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSetti
       "(CD) of mean ranks (rank 1 = best). This is a **description**, not a claim: the mean-rank post-hoc "
       "comparison of two methods depends on which other methods are in the comparison (Benavoli, Corani & "
       "Mangili, JMLR 17, 2016), so adding or removing a method can change whether two others differ. The "
-      "claims above use pairwise Wilcoxon tests with Holm's correction instead. CD diagrams are among the "
+      "claims above use the pairwise pooled tests with Holm's correction instead. CD diagrams are among the "
       "figures.\n\n")
     view = friedman[friedman["column"].isin(HEADLINE)]
     if view.empty:
@@ -450,6 +475,54 @@ def _significance_text(sig: pd.DataFrame, friedman: pd.DataFrame, s: ReportSetti
     else:
         w(to_markdown(render_generic(view)) + "\n\n")
     return out.getvalue()
+
+
+def seed_note(tidy: pd.DataFrame) -> str:
+    """The warning report.md opens with when a main (method, training domain) has fewer than three seeds."""
+    main = tidy[tidy["role"] == "main"]
+    if main.empty:
+        return ""
+    fewest = int(main.groupby(["method", "train"])["seed"].nunique().min())
+    if fewest >= ENOUGH_SEEDS:
+        return ""
+    which = "one training seed" if fewest == 1 else f"only {fewest} training seeds"
+    return (f"Seed variance is unknown: some methods have {which} per training domain, so no number here says "
+            f"how much retraining would change it (the claims rest on the test videos and on the spread between "
+            f"training domains). Add seeds with `python -m bench run --methods all --seeds 0,1,2` (or "
+            f"`--preset study`, the default benchmark with seeds 0-2), then `python -m bench report`.")
+
+
+def _floors_text(sig: pd.DataFrame, alpha: float) -> str:
+    """Per test and level used here: the n it ran with and the smallest p it could reach."""
+    if sig.empty:
+        return ""
+    floors = (sig.groupby(["level", "test_name", "n"], sort=False)["p_min"].first().reset_index()
+              .groupby(["level", "test_name", "p_min"], sort=False)["n"]
+              .agg(lambda n: ", ".join(map(str, sorted(set(n))))).reset_index())
+    floors["level"] = floors["level"].map(LEVELS)
+    floors["can reach alpha"] = floors["p_min"] < alpha
+    floors = floors.rename(columns={"test_name": "test", "n": "n (clusters, seeds, pairs or jobs)",
+                                    "p_min": "smallest p"})
+    table = render_generic(floors[["level", "test", "n (clusters, seeds, pairs or jobs)", "smallest p",
+                                   "can reach alpha"]])
+    table.frame["smallest p"] = [format_p(v) for v in floors["smallest p"]]
+    return ("**The smallest p-value each test here can reach** (exact tests on few values have a floor; the "
+            "pooled t-test and DeLong's have none):\n\n" + to_markdown(table) + "\n\n")
+
+
+def _power_text(power: Table, s: ReportSettings) -> str:
+    frame = power.frame
+    if frame.empty:
+        return ("No pooled vs-baseline comparisons (no baseline, a single method, or no bootstrap replicates): "
+                "nothing to size.\n\n")
+    view = frame[frame["column"].isin(HEADLINE)]
+    return (f"The smallest true difference from the baseline that the pooled test would detect with "
+            f"80% power at alpha = {s.alpha} (`mdd`), and at alpha / m, the bar Holm's correction sets for the "
+            f"first claim among m comparisons (`mdd_holm`), in the column's unit: (t(df, 1 - a/2) + "
+            f"t(df, 0.8)) x se, with se and df the medians over the methods compared with the baseline. A "
+            f"difference smaller than `mdd_holm` is likely to go unclaimed; more seeds, training domains or "
+            f"test videos make it smaller. See docs/STATISTICS.md. Every metric: `tables/power.csv`.\n\n"
+            + to_markdown(render_generic(view if len(view) else frame)) + "\n\n")
 
 
 def _figures_text(figures: Sequence[FigureSection], root: Path) -> str:

@@ -8,8 +8,9 @@ This module puts the pieces together, in order:
 2. `bench.tidy`: the point value of every metric (the tidy table, ``metrics.csv``);
 3. `bench.resampling`: per test set, one cluster bootstrap drawn *once* and shared by every job
    predicting it, every bootstrapped metric evaluated on all replicates, DeLong's pieces per file;
-4. `bench.tables` (leaderboards, per-pair tables, group rates, groups, controls, provenance, seeds) and
-   `bench.significance` (DeLong, paired bootstrap, sign-flip, Wilcoxon, Holm and BH; Friedman);
+4. `bench.significance` (DeLong, paired bootstrap, sign-flip, Wilcoxon, the pooled test, Holm and BH;
+   the power table; Friedman), then `bench.tables` (leaderboards ranked by those tests, per-pair tables,
+   group rates, groups, controls, provenance, seeds);
 5. `bench.render` writes every table (CSV first, then Markdown and LaTeX with the same numbers) and
    report.md, and `bench.plots` draws the figures, each with its caption.
 """
@@ -34,7 +35,6 @@ from bench.predictions import (
     ReportSettings,
     Resampled,
     Selection,
-    TestSet,
     group_test_sets,
     load_predictions,
 )
@@ -83,8 +83,9 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
-    board = tables.leaderboard(tidy, resampled, alpha=settings.alpha)
-    frames = _tables(tidy, board, files, resampled, test_sets, runs, settings, baseline)
+    sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
+    board = tables.leaderboard(tidy, resampled, alpha=settings.alpha, significance=sig)
+    frames = _tables(tidy, board, sig, files, resampled, runs, settings)
     rendered = render.render_tables(frames)
     destination.tables.mkdir(parents=True, exist_ok=True)
     for table in rendered.values():
@@ -143,9 +144,8 @@ def _balance_warnings(tidy: Tidy) -> list[str]:
     return out
 
 
-def _tables(tidy: Tidy, board: pd.DataFrame, files: list[PredictionFile], resampled: Resampled,
-            test_sets: dict[str, TestSet], runs: list[RunRecord], settings: ReportSettings,
-            baseline: str | None) -> dict[str, pd.DataFrame]:
+def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, files: list[PredictionFile], resampled: Resampled,
+            runs: list[RunRecord], settings: ReportSettings) -> dict[str, pd.DataFrame]:
     """Every table of the report by name, in the order they are written."""
     frames = {"metrics": tidy.public(), "leaderboard": tables.wide_leaderboard(board)}
     for attribute in ATTRIBUTES:
@@ -154,9 +154,10 @@ def _tables(tidy: Tidy, board: pd.DataFrame, files: list[PredictionFile], resamp
             frames[f"leaderboard_{attribute}"] = tables.wide_leaderboard(board, chosen, prefix=False)
     frames |= {
         "pairs": tables.pair_table(tidy),
-        "paper_pairs": tables.paper_table(tidy),
+        "paper_pairs": tables.paper_table(tidy, sig),
         "group_rates": tables.group_rates(tidy, files, resampled, threshold=settings.threshold, alpha=settings.alpha),
-        "significance": significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha),
+        "significance": sig,
+        "power": significance.power_table(sig, alpha=settings.alpha),
         "friedman": significance.friedman_table(tidy, alpha=settings.alpha),
         "groups": tables.groups_table(tidy),
         "controls": tables.control_table(tidy, runs),
@@ -184,5 +185,8 @@ def _echo(report: Report, destination: Store) -> None:
     if report.figures:
         print(f"Figures written to {destination.figures}: {sum(len(v) for v in report.figures.values())} PNG file(s)")
     print(f"Report: {report.path} ({report.seconds:.1f} s)")
+    note = render.seed_note(report.tables["metrics"])
+    if note:
+        print(f"note: {note}")
     for warning in report.warnings:
         print(f"note: {warning}")

@@ -13,6 +13,12 @@ The pieces, and why each is the one used:
   (1969) exact interval from subset means.
 - `wilcoxon_test`: signed-rank test over train/test pairs, with the Hodges-Lehmann estimate and its
   exact distribution-free interval.
+- `pooled_test`: the test that makes the report's claims and decides its ranks: the mean difference over
+  training jobs (a training domain and seed each) with a variance of two levels, the test sets' (from the
+  shared bootstrap replicates) and the training runs' (a method-of-moments estimate of the spread between
+  jobs beyond test-set noise), referred to Student's t with Satterthwaite's degrees of freedom. Unlike the
+  exact tests above it has no floor, so one training domain with three seeds can make a claim.
+- `sign_flip_floor`, `wilcoxon_floor`: the smallest p-value each exact test can reach with n values.
 - `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
   Mean-rank post-hoc tests depend on which other methods are in the comparison (Benavoli, Corani &
@@ -22,6 +28,7 @@ The pieces, and why each is the one used:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -36,6 +43,7 @@ __all__ = [
     "DeLongParts",
     "DeLongResult",
     "FriedmanResult",
+    "PooledResult",
     "TestResult",
     "benjamini_hochberg",
     "delong_contrast",
@@ -45,8 +53,11 @@ __all__ = [
     "friedman_test",
     "holm",
     "nemenyi_cd",
+    "pooled_test",
     "rank_rows",
+    "sign_flip_floor",
     "sign_flip_test",
+    "wilcoxon_floor",
     "wilcoxon_test",
 ]
 
@@ -253,8 +264,9 @@ def wilcoxon_test(differences: Any, *, alpha: float = 0.05) -> TestResult:
     nonzero = d[d != 0]
     if nonzero.size == 0:
         return TestResult(estimate, estimate, estimate, 1.0, n, True)
-    result = sps.wilcoxon(nonzero)
     exact = nonzero.size <= 50 and np.unique(np.abs(nonzero)).size == nonzero.size
+    # explicit: scipy's "auto" answers tied samples of up to 13 values with a permutation test (seconds each)
+    result = sps.wilcoxon(nonzero, method="exact" if exact else "asymptotic")
     cdf = np.cumsum(_signed_rank_null(n)) / 2.0**n
     k = int(np.searchsorted(cdf, alpha / 2.0, side="right"))  # P(W+ <= k - 1) <= alpha / 2 < P(W+ <= k)
     low, high = (walsh[k - 1], walsh[-k]) if k >= 1 else (-math.inf, math.inf)
@@ -268,6 +280,100 @@ def _signed_rank_null(n: int) -> np.ndarray:
     for rank in range(1, n + 1):
         counts[rank:] = counts[rank:] + counts[:-rank].copy()
     return counts
+
+
+def sign_flip_floor(n: int, *, max_exact: int = 16, n_resamples: int = 100_000) -> float:
+    """The smallest two-sided p `sign_flip_test` can give with n differences: 2 / 2^n (all of one sign),
+    or its Monte-Carlo floor 1 / (n_resamples + 1) beyond ``max_exact``; 1 with n = 0."""
+    if n <= 0:
+        return 1.0
+    return min(1.0, 2.0 / 2.0**n) if n <= max_exact else max(2.0 / 2.0**n, 1.0 / (n_resamples + 1))
+
+
+@functools.lru_cache(maxsize=256)
+def wilcoxon_floor(n: int) -> float:
+    """The smallest two-sided p `wilcoxon_test` can give with n nonzero differences: scipy's p of n
+    distinct differences of one sign (2 / 2^n while the exact distribution is used, about 0.25 for 3)."""
+    if n <= 0:
+        return 1.0
+    return float(sps.wilcoxon(np.arange(1.0, n + 1.0)).pvalue)
+
+
+class PooledResult(NamedTuple):
+    """`pooled_test`'s result, arrays over the leading axes of its input: the mean difference over jobs, its
+    standard error and (1 - alpha) interval, two-sided p, Satterthwaite's degrees of freedom, the two parts of
+    the variance (``var_shared``: test-set noise common to the jobs, from the bootstrap; ``var_jobs``: the
+    spread between jobs) and the number of jobs."""
+
+    estimate: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    p: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    var_shared: np.ndarray
+    var_jobs: np.ndarray
+    n: np.ndarray
+
+
+def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05) -> PooledResult:
+    """Two-level test of "no difference" between two methods, pooled over training jobs and test videos.
+
+    ``differences`` (..., J): per training job j (a training domain and seed both methods have) the
+    difference e_j of the two methods' values averaged over the job's test domains of the scope;
+    ``replicates`` (..., J, B): the same differences on B shared bootstrap replicates of the test sets
+    (paired: both methods on the same resampled videos). Jobs with a NaN difference are left out, and so
+    are replicates on which a kept job is NaN.
+
+    The estimate is D = mean_j e_j. Write e_j = delta + c + a_j + n_j: c the test-set noise every job shares
+    (the same videos), a_j the job's training noise (variance tau^2), n_j the test-set noise of its own
+    (variance s_n). Then Var D = Var c + (tau^2 + s_n) / J. The second part is what the spread between jobs
+    measures: V_jobs = sum_j (e_j - D)^2 / (J (J - 1)) is unbiased for it, with J - 1 degrees of freedom.
+    The first comes from the bootstrap covariance Sigma of the e_j: with V_test = 1'Sigma 1 / J^2 (the
+    bootstrap variance of D) and s_n = (tr(Sigma) / J - V_test) J / (J - 1), V_shared = max(0, V_test - s_n / J)
+    (exact for jobs that share their test sets equally, and 0 for jobs on test sets of their own). So
+    se^2 = max(V_shared + V_jobs, V_test) (the method-of-moments between-job variance of DerSimonian and
+    Laird, never below the test noise the bootstrap measures), and t = D / se is referred to Student's t
+    with Satterthwaite's df = se^4 (J - 1) / max(V_jobs, s_n / J)^2 (V_shared's own df taken as infinite:
+    B is large; the spread's part counted at least at the jobs' own test noise, so a spread that is small
+    by chance buys no degrees of freedom): few jobs widen the test unless the shared test noise dominates. Systematic differences between training
+    domains count as job noise, which makes the test conservative across domains. The interval is
+    D -+ t_{df, 1 - alpha/2} se. With one job the spread cannot be measured: the test is then over the test
+    videos only (se^2 = V_test, df = inf) and says nothing about retraining.
+    """
+    alpha = check_alpha(alpha)
+    e = np.asarray(differences, dtype=np.float64)
+    r = np.asarray(replicates, dtype=np.float64)
+    if r.shape[:-1] != e.shape:
+        raise BenchError(LENGTHS.format(what="replicates", expected=e.shape, got=r.shape[:-1]))
+    keep = ~np.isnan(e)
+    n = keep.sum(axis=-1)
+    kept = np.where(keep[..., None], r, 0.0)
+    valid = ~np.isnan(kept).any(axis=-2)  # (..., B): replicates defined on every kept job
+    n_valid = valid.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = np.where(keep, e, 0.0).sum(axis=-1) / n
+        rep = np.where(valid[..., None, :], kept, 0.0)
+        rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
+        centred = np.where(valid[..., None, :], rep - rep_mean, 0.0)
+        trace = ((centred**2).sum(axis=-1) / (n_valid[..., None] - 1)).sum(axis=-1)  # tr(Sigma)
+        var_test = ((centred.sum(axis=-2) / n[..., None]) ** 2).sum(axis=-1) / (n_valid - 1)  # 1'Sigma 1 / J^2
+        spread = np.where(keep, (e - estimate[..., None]) ** 2, 0.0).sum(axis=-1)
+        many = n > 1
+        own = np.where(many, (trace / n - var_test) / np.maximum(n - 1, 1), 0.0)  # s_n / J
+        var_shared = np.where(many, np.maximum(var_test - own, 0.0), var_test)
+        var_jobs = np.where(many, spread / (n * np.maximum(n - 1, 1)), 0.0)
+        var = np.maximum(var_shared + var_jobs, var_test)  # the jobs' own test noise is known: a floor
+        se = np.sqrt(var)
+        uncertain = np.maximum(var_jobs, np.where(many, own, 0.0))  # the spread's share, at least its known floor
+        df = np.where(uncertain > 0, var**2 / (uncertain**2 / np.maximum(n - 1, 1)), np.inf)
+        t = np.where(se > 0, estimate / se, np.where(estimate == 0, 0.0, np.copysign(np.inf, estimate)))
+    bad = (n == 0) | (n_valid < 2)
+    p = np.where(bad, np.nan, 2.0 * sps.t.sf(np.abs(t), df))
+    half = sps.t.ppf(1.0 - alpha / 2.0, df) * se
+    nan = np.where(bad, np.nan, 1.0)
+    return PooledResult(estimate * nan, se * nan, df * nan, p, (estimate - half) * nan, (estimate + half) * nan,
+                        var_shared * nan, var_jobs * nan, n)
 
 
 # ============================================================================================ corrections

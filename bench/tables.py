@@ -1,8 +1,10 @@
 """The report's tables, computed from the tidy metrics (and the bootstrap for their intervals).
 
 - `leaderboard` (long) and `wide_leaderboard`: per method and scope, each metric averaged over the
-  scope's train -> test pairs, then mean, std (ddof=1) and a bootstrap CI over seeds; rank and best;
-- `pair_table` (every metric per train -> test pair) and `paper_table` (the paper's layout);
+  scope's train -> test pairs, then mean, std (ddof=1) and a bootstrap CI over seeds; rank and best, decided
+  by the significance tests (`ranks_by_tests`), not by the order of the means;
+- `pair_table` (every metric per train -> test pair) and `paper_table` (the paper's layout, ranked by the
+  pair-level tests);
 - `group_rates`: per intersection group FPR and TPR with CIs, the data behind the group-rate figure;
 - `control_table` (the benchmark check), `groups_table` (how many groups stand behind each gap),
   `provenance_table` and `seeds_table`.
@@ -30,10 +32,56 @@ PAPER_ATTRIBUTES = ("intersection", "gender", "race")
 PAPER_METRICS = ("F_FPR", "F_OAE", "F_DP", "F_MEO")
 
 
+RANK_LEVELS = ("pooled", "pairs")  # the pairwise tests that decide a leaderboard's ranks, in order of preference
+
+
+# ============================================================================================ ranks
+def ranks_by_tests(means: pd.Series, better: dict[str, set[str]], *, higher_is_better: bool) -> pd.DataFrame:
+    """Ranks that rank only what the tests resolve.
+
+    ``means`` by method; ``better[m]``: the methods significantly better than m. A method's rank is 1 + the
+    number of methods significantly better than it, so methods that no test separates share a rank; it is
+    ``best`` (bold) when it is not significantly worse than the best mean (the set of methods the data cannot
+    tell from the leader, not a single winner). Returns ``rank`` and ``best`` by method."""
+    top = means.max() if higher_is_better else means.min()
+    leaders = set(means.index[means == top])
+    rank = [1 + len(better.get(m, set())) for m in means.index]
+    best = [not (better.get(m, set()) & leaders) and not np.isnan(v) for m, v in means.items()]
+    return pd.DataFrame({"rank": rank, "best": best}, index=means.index)
+
+
+def significantly_better(sig: pd.DataFrame, keys: Sequence[str]) -> dict[tuple, dict[str, set[str]]]:
+    """Per value of ``keys``, {method: the methods significantly better than it}, from significant rows."""
+    out: dict[tuple, dict[str, set[str]]] = {}
+    for row in sig[sig["significant"].astype(bool)].itertuples(index=False):
+        key = tuple(getattr(row, k) for k in keys)
+        loser = row.other if row.favours == row.method else row.method
+        out.setdefault(key, {}).setdefault(loser, set()).add(row.favours)
+    return out
+
+
+def _deciding_rows(sig: pd.DataFrame | None) -> pd.DataFrame:
+    """The pairwise rows whose tests decide each (scope, column)'s ranks: the first level of `RANK_LEVELS`
+    with a p-value for that scope and column."""
+    if sig is None or sig.empty:
+        return pd.DataFrame(columns=["scope", "column", "level", "test_name", "method", "other", "favours",
+                                     "significant"])
+    rows = sig[(sig["comparison"] == "pairwise") & sig["level"].isin(RANK_LEVELS) & sig["p"].notna()]
+    order = rows["level"].map({level: i for i, level in enumerate(RANK_LEVELS)})
+    first = order.groupby([rows["scope"], rows["column"]]).transform("min")
+    return rows[order == first]
+
+
 # ============================================================================================ leaderboards
-def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float = 0.05) -> pd.DataFrame:
+def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float = 0.05,
+                significance: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long leaderboard: per (method, scope, column) the mean and std (ddof=1) over seeds of the pair-averaged
-    value, the bootstrap CI of that mean, the counts behind it, the rank within (scope, column) and the best.
+    value, the bootstrap CI of that mean, the counts behind it, the rank within (scope, column), the best and
+    the test that decided them (``rank_test``).
+
+    Ranks and best follow the pairwise tests of ``significance`` (`ranks_by_tests`), corrected as there:
+    the pooled test where the column has one, else Wilcoxon's over pairs. Without tests (one method, or no
+    ``significance``) nothing separates the methods and every one has rank 1.
 
     The CI resamples the test videos of every test set (the same resamples for every method), averages each
     replicate exactly as the point value is averaged (over pairs, then seeds), and takes the basic interval,
@@ -61,9 +109,16 @@ def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float 
             ceiling = [100.0 if _is_rate(c) else np.inf for c in cell["column"]]
             board.loc[cell.index, "ci_high"] = np.minimum(high[k], ceiling)
     board["higher_is_better"] = [METRICS.get(m).higher_is_better for m in board["metric"]]
-    signed = np.where(board["higher_is_better"], -board["mean"], board["mean"])
-    board["rank"] = pd.Series(signed, index=board.index).groupby([board["scope"], board["column"]]).rank(method="min")
-    board["best"] = board["rank"] == 1
+    deciding = _deciding_rows(significance)
+    better = significantly_better(deciding, ["scope", "column"])
+    test_of = deciding.drop_duplicates(["scope", "column"]).set_index(["scope", "column"])["test_name"].to_dict()
+    board["rank"], board["best"], board["rank_test"] = 1, True, ""
+    for (scope, column), cell in board.groupby(["scope", "column"], sort=False):
+        ranked = ranks_by_tests(cell.set_index("method")["mean"], better.get((scope, column), {}),
+                                higher_is_better=bool(cell["higher_is_better"].iloc[0]))
+        board.loc[cell.index, "rank"] = ranked["rank"].to_numpy()
+        board.loc[cell.index, "best"] = ranked["best"].to_numpy()
+        board.loc[cell.index, "rank_test"] = test_of.get((scope, column), "")
     return board
 
 
@@ -76,8 +131,8 @@ def _is_rate(column: str) -> bool:
 
 def wide_leaderboard(board: pd.DataFrame, columns: Sequence[str] | None = None, *,
                      prefix: bool = True) -> pd.DataFrame:
-    """Rows (scope, method); per column its mean, std, CI (when bootstrapped) and rank. Rows are ordered by
-    scope, then by rank on the first column (AUC when present), then by name."""
+    """Rows (scope, method); per column its mean, std, CI (when bootstrapped), rank and best (bold). Rows are
+    ordered by scope, then by rank on the first column (AUC when present), then by its mean, then by name."""
     columns = list(dict.fromkeys(board["column"])) if columns is None else [c for c in columns
                                                                               if c in set(board["column"])]
     if not columns:
@@ -94,11 +149,13 @@ def wide_leaderboard(board: pd.DataFrame, columns: Sequence[str] | None = None, 
         if column in bootstrapped:
             data[f"{name} ci_low"], data[f"{name} ci_high"] = rows["ci_low"], rows["ci_high"]
         data[f"{name} rank"] = rows["rank"]
+        data[f"{name} best"] = rows["best"].astype(bool)
     wide = pd.DataFrame(data).reset_index()
     first = columns[0] if prefix else metric_of(columns[0])
     wide["_scope"] = scope_order(wide["scope"])
-    wide = wide.sort_values(["_scope", f"{first} rank", "method"], kind="stable").drop(columns="_scope")
-    return wide.reset_index(drop=True)
+    wide["_mean"] = -wide[first] if higher_is_better(columns[0]) else wide[first]
+    wide = wide.sort_values(["_scope", f"{first} rank", "_mean", "method"], kind="stable")
+    return wide.drop(columns=["_scope", "_mean"]).reset_index(drop=True)
 
 
 def attribute_columns(board: pd.DataFrame, attribute: str) -> list[str]:
@@ -120,9 +177,11 @@ def pair_table(tidy: Tidy) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def paper_table(tidy: Tidy) -> pd.DataFrame:
+def paper_table(tidy: Tidy, significance: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per train -> test pair, the paper's layout: F_FPR, F_OAE, F_DP, F_MEO for intersection, gender and race,
-    then AUC; mean and std (ddof=1) over seeds; main runs only; rank 1 marked per pair and column."""
+    then AUC; mean and std (ddof=1) over seeds; main runs only; rank and best per pair and column decided by
+    the pairwise pair-level tests of ``significance`` (DeLong for AUC, the paired bootstrap otherwise) as
+    `ranks_by_tests` says; without them every method has rank 1."""
     columns = [f"{a}/{m}" for a in PAPER_ATTRIBUTES for m in PAPER_METRICS] + ["AUC"]
     main = tidy.main[tidy.main["column"].isin(columns)]
     if main.empty:
@@ -135,9 +194,17 @@ def paper_table(tidy: Tidy) -> pd.DataFrame:
     for column in columns:
         data[column], data[f"{column} std"] = mean[column], std[column]
     table = pd.DataFrame(data).reset_index()
+    rows = pd.DataFrame(columns=["train", "test", "column", "method", "other", "favours", "significant"])
+    if significance is not None:
+        rows = significance[(significance["comparison"] == "pairwise") & (significance["level"] == "pair")]
+    better = significantly_better(rows, ["train", "test", "column"])
     for column in columns:
-        signed = -table[column] if higher_is_better(column) else table[column]
-        table[f"{column} rank"] = signed.groupby([table["train"], table["test"]]).rank(method="min")
+        ranks, best = pd.Series(1, index=table.index), pd.Series(True, index=table.index)
+        for (train, test), pair in table.groupby(["train", "test"], sort=False):
+            ranked = ranks_by_tests(pair.set_index("method")[column], better.get((train, test, column), {}),
+                                    higher_is_better=higher_is_better(column))
+            ranks[pair.index], best[pair.index] = ranked["rank"].to_numpy(), ranked["best"].to_numpy()
+        table[f"{column} rank"], table[f"{column} best"] = ranks, best
     return table.sort_values(["train", "test", "method"], kind="stable").reset_index(drop=True)
 
 

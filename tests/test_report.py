@@ -157,8 +157,9 @@ def test_significance_rows_and_families(golden_report: tuple[Report, str]) -> No
     sig = report.tables["significance"]
     assert set(sig["comparison"]) == {"vs baseline", "pairwise"}
     assert set(sig.loc[sig["comparison"] == "vs baseline", "other"]) == {"xception"}
-    assert set(sig["level"]) == {"pair", "seeds", "pairs"}
-    assert set(sig.loc[sig["column"] == "AUC", "test_name"]) == {"DeLong", "sign-flip", "Wilcoxon"}
+    assert set(sig["level"]) == {"pair", "seeds", "pairs", "pooled"}
+    assert set(sig.loc[sig["column"] == "AUC", "test_name"]) == {"DeLong", "sign-flip", "Wilcoxon", "pooled t"}
+    assert not set(zip(sig["method"], sig["other"], strict=True)) & set(zip(sig["other"], sig["method"], strict=True))
     for _, family in sig.groupby(["comparison", "level", "scope", "column"]):
         p = family["p"].to_numpy(float)
         assert (family["family_size"] == np.count_nonzero(~np.isnan(p))).all()

@@ -372,6 +372,74 @@ def test_signed_rank_null_equals_enumeration() -> None:
     assert S._signed_rank_null(n) == pytest.approx(np.bincount(sums, minlength=n * (n + 1) // 2 + 1))
 
 
+def test_wilcoxon_with_ties_uses_the_normal_approximation() -> None:
+    """Tied differences: scipy's normal approximation, as documented (not its slow permutation test)."""
+    d = np.array([1.0, 1.0, 2.0, -0.5, 3.0, 2.0, 1.5, 0.5])
+    assert S.wilcoxon_test(d).p == pytest.approx(sps.wilcoxon(d, method="asymptotic").pvalue)
+
+
+def test_floors_are_the_smallest_p_values_by_enumeration() -> None:
+    for n in range(1, 9):
+        signs = 1.0 - 2.0 * np.array(list(itertools.product([0, 1], repeat=n)))
+        d = np.arange(1.0, n + 1.0)
+        smallest_sign_flip = min(S.sign_flip_test(s * d).p for s in signs)
+        smallest_wilcoxon = min(S.wilcoxon_test(s * d).p for s in signs)
+        assert S.sign_flip_floor(n) == pytest.approx(smallest_sign_flip) == pytest.approx(2.0 / 2**n)
+        assert S.wilcoxon_floor(n) == pytest.approx(smallest_wilcoxon)
+    assert S.wilcoxon_floor(3) == pytest.approx(0.25)  # the paper's three cross-domain pairs
+    assert S.sign_flip_floor(20) == pytest.approx(1.0 / 100_001)  # Monte-Carlo beyond 16 seeds
+
+
+def _pooled_by_hand(e: np.ndarray, r: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float, float]:
+    """The pooled test as docs/STATISTICS.md writes it, with the full bootstrap covariance matrix."""
+    j = e.shape[0]
+    sigma = np.atleast_2d(np.cov(r))
+    v_test = sigma.sum() / j**2
+    if j == 1:
+        se, df = math.sqrt(v_test), math.inf
+    else:
+        s_n = (np.trace(sigma) / j - v_test) * j / (j - 1)
+        v_jobs = np.var(e, ddof=1) / j
+        var = max(max(v_test - s_n / j, 0.0) + v_jobs, v_test)
+        se, df = math.sqrt(var), var**2 * (j - 1) / max(v_jobs, s_n / j) ** 2
+    t = e.mean() / se
+    return e.mean(), se, df, 2 * sps.t.sf(abs(t), df)
+
+
+def test_pooled_test_by_hand_and_against_references() -> None:
+    rng = np.random.default_rng(5)
+    # jobs sharing part of their test noise (a common replicate effect) plus noise of their own
+    e = np.array([1.2, 0.4, 2.1, 0.9])
+    r = e[:, None] + rng.normal(0, 0.5, 400)[None, :] + rng.normal(0, 0.8, (4, 400))
+    result = S.pooled_test(e, r)
+    estimate, se, df, p = _pooled_by_hand(e, r)
+    assert (result.estimate, result.se, result.df, result.p) == pytest.approx((estimate, se, df, p))
+    half = sps.t.ppf(0.975, df) * se
+    assert (result.low, result.high) == pytest.approx((estimate - half, estimate + half))
+    # without test-set noise it is the one-sample t-test over jobs
+    flat = np.repeat(e[:, None], 50, axis=1)
+    assert S.pooled_test(e, flat).p == pytest.approx(sps.ttest_1samp(e, 0.0).pvalue)
+    # one job: a z-test with the bootstrap's standard deviation
+    one = S.pooled_test(e[:1], r[:1])
+    assert one.df == math.inf and one.p == pytest.approx(2 * sps.norm.sf(e[0] / r[0].std(ddof=1)))
+    # vectorised over leading axes, NaN jobs and NaN replicates left out
+    stacked = S.pooled_test(np.stack([e, e * 2]), np.stack([r, r * 2]))
+    assert stacked.p[0] == pytest.approx(result.p) and stacked.estimate[1] == pytest.approx(2 * estimate)
+    holes = r.copy()
+    holes[1, :7] = np.nan
+    with_nan = S.pooled_test(np.append(e, np.nan), np.vstack([holes, r[:1]]))
+    assert with_nan.n == 4 and with_nan.p == pytest.approx(_pooled_by_hand(e, holes[:, 7:])[3])
+    assert math.isnan(S.pooled_test(np.array([np.nan, np.nan]), r[:2]).p)
+
+
+def test_pooled_test_has_no_floor_where_the_exact_tests_do() -> None:
+    """Three jobs all in one direction: sign-flip and Wilcoxon cannot go below 0.25; the pooled test can."""
+    e = np.array([10.0, 11.0, 9.5])
+    r = e[:, None] + np.random.default_rng(0).normal(0, 1.0, (3, 500))
+    assert S.sign_flip_test(e).p == 0.25 and S.wilcoxon_test(e).p == 0.25
+    assert S.pooled_test(e, r).p < 0.01
+
+
 # ------------------------------------------------------------------------------------------ user errors
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: B.cluster_bootstrap(np.arange(4), n_boot=0), "bootstrap replicates must be an integer >= 1"),
