@@ -336,10 +336,10 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05) -> Po
     Laird, never below the test noise the bootstrap measures), and t = D / se is referred to Student's t
     with Satterthwaite's df = se^4 (J - 1) / max(V_jobs, s_n / J)^2 (V_shared's own df taken as infinite:
     B is large; the spread's part counted at least at the jobs' own test noise, so a spread that is small
-    by chance buys no degrees of freedom): few jobs widen the test unless the shared test noise dominates. Systematic differences between training
-    domains count as job noise, which makes the test conservative across domains. The interval is
-    D -+ t_{df, 1 - alpha/2} se. With one job the spread cannot be measured: the test is then over the test
-    videos only (se^2 = V_test, df = inf) and says nothing about retraining.
+    by chance buys no degrees of freedom): few jobs widen the test unless the shared test noise dominates.
+    Systematic differences between training domains count as job noise, which makes the test conservative
+    across domains. The interval is D -+ t_{df, 1 - alpha/2} se. With one job the spread cannot be measured:
+    the test is then over the test videos only (se^2 = V_test, df = inf) and says nothing about retraining.
     """
     alpha = check_alpha(alpha)
     e = np.asarray(differences, dtype=np.float64)
