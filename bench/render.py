@@ -505,7 +505,7 @@ def _floors_text(sig: pd.DataFrame, alpha: float) -> str:
                                     "p_min": "smallest p"})
     table = render_generic(floors[["level", "test", "n (clusters, seeds, pairs or jobs)", "smallest p",
                                    "can reach alpha"]])
-    table.frame["smallest p"] = [format_p(v) for v in floors["smallest p"]]
+    table.frame["smallest p"] = ["none (0)" if v == 0 else format_p(v) for v in floors["smallest p"]]
     return ("**The smallest p-value each test here can reach** (exact tests on few values have a floor; the "
             "pooled t-test and DeLong's have none):\n\n" + to_markdown(table) + "\n\n")
 

@@ -34,7 +34,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN_RESULTS = FIXTURES / "golden_results"
 GOLDEN = FIXTURES / "golden"
 GOLDEN_TABLES = ("metrics", "leaderboard", "leaderboard_gender", "leaderboard_race", "leaderboard_intersection",
-                 "pairs", "paper_pairs", "group_rates", "significance", "friedman", "groups", "controls",
+                 "pairs", "paper_pairs", "group_rates", "significance", "power", "friedman", "groups", "controls",
                  "provenance", "seeds")
 GOLDEN_RENDERINGS = ("leaderboard_intersection.md", "leaderboard_intersection.tex", "paper_pairs.md",
                      "friedman.md")

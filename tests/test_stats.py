@@ -379,7 +379,7 @@ def test_wilcoxon_with_ties_uses_the_normal_approximation() -> None:
 
 
 def test_floors_are_the_smallest_p_values_by_enumeration() -> None:
-    for n in range(1, 9):
+    for n in range(1, 7):
         signs = 1.0 - 2.0 * np.array(list(itertools.product([0, 1], repeat=n)))
         d = np.arange(1.0, n + 1.0)
         smallest_sign_flip = min(S.sign_flip_test(s * d).p for s in signs)
