@@ -107,6 +107,8 @@ class ReportSettings:
     plots: bool = True
     seed: int = 0
     selection: Selection = EVERYTHING
+    postprocess: tuple[str, ...] = ()  # bench.postprocess names: methods also reported as <method>+<name>
+    postprocess_min_group: int = 10  # reals and fakes a validation group needs for its own threshold
 
     def __post_init__(self) -> None:
         if self.cluster not in CLUSTERS:
