@@ -136,8 +136,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = {s: states.count(s) for s in ("done", "predict", "running", "incomplete", "pending")}
     print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" (of {len(plan)} jobs in {store.runs})")
     if counts["predict"]:
-        print("'predict': finished, but some requested test domains have no predictions yet; `bench run` adds "
-              "them without retraining.")
+        print("'predict': finished, but some requested test domains (or the validation split) have no "
+              "predictions yet; `bench run` adds them without retraining.")
     return 0
 
 

@@ -29,6 +29,7 @@ from scipy.special import expit
 
 from bench.errors import BenchError
 from bench.registry import Registry
+from bench.store import RunRecord, read_predictions
 
 __all__ = ["POSTPROCESSORS", "GroupRule", "GroupThresholds", "PostProcessor", "parse_postprocessors"]
 
@@ -200,11 +201,9 @@ class EqualisedOdds(PostProcessor):
 
 
 def parse_postprocessors(text: str) -> tuple[str, ...]:
-    """``"thr-fpr,thr-eo"`` -> their names, checked (an unknown name is a `BenchError` listing the known)."""
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    for name in names:
-        POSTPROCESSORS.get(name)
-    return names
+    """``"thr-fpr,thr-eo"`` (names, globs or ``all``) -> their names; empty text -> none. An unknown name is a
+    `BenchError` listing the known ones."""
+    return tuple(POSTPROCESSORS.select(text)) if text.strip() else ()
 
 
 # ============================================================================================ the report
@@ -213,7 +212,7 @@ class Expanded:
     """The post-processed predictions of a report: one frame per (job, test domain, post-processor), the
     pseudo-runs they belong to, what each fit did, and the jobs that could not be post-processed."""
 
-    files: list[tuple[Any, str, pd.DataFrame]]  # (RunRecord, test domain, frame)
+    files: list[tuple[RunRecord, str, pd.DataFrame]]  # (pseudo-run, test domain, frame)
     fits: pd.DataFrame
     warnings: list[str]
 
@@ -222,12 +221,10 @@ FIT_COLUMNS = ["method", "postprocessor", "train", "seed", "val_frames", "groups
                "fallback", "min_group_size", "pooled_threshold", "group_labels_at_test"]
 
 
-def expand(runs: list[Any], domains: dict[str, list[tuple[str, pd.DataFrame]]], names: tuple[str, ...], *,
-           min_group_size: int, seed: int, threshold: float, read: Any) -> Expanded:
-    """For every main run and post-processor ``names``: fit on the run's validation predictions (``read``
-    reads a predictions file) and apply to each of its test-domain frames (``domains[job_id]``)."""
-    from bench.store import RunRecord
-
+def expand(runs: list[RunRecord], domains: dict[str, list[tuple[str, pd.DataFrame]]], names: tuple[str, ...], *,
+           min_group_size: int, seed: int, threshold: float) -> Expanded:
+    """For every main run and post-processor ``names``: fit on the run's validation predictions and apply to
+    each of its test-domain frames (``domains[job_id]``)."""
     files, fits, warnings = [], [], []
     for run in runs:
         if run.role != "main":
@@ -236,7 +233,7 @@ def expand(runs: list[Any], domains: dict[str, list[tuple[str, pd.DataFrame]]], 
             warnings.append(f"{run.job_id}: no validation predictions, so no post-processing; rerun `bench run` "
                             f"with the same settings to add them (the saved weights predict, nothing retrains).")
             continue
-        validation = read(run.validation)
+        validation = read_predictions(run.validation)
         for name in names:
             try:
                 fitted = POSTPROCESSORS.get(name)().fit(validation, min_group_size=min_group_size)
@@ -256,12 +253,6 @@ def expand(runs: list[Any], domains: dict[str, list[tuple[str, pd.DataFrame]]], 
                          "fallback": ", ".join(map(str, fitted.fallback)) or "-", "min_group_size": min_group_size,
                          "pooled_threshold": fitted.pooled.threshold, "group_labels_at_test": True})
     return Expanded(files=files, fits=pd.DataFrame(fits, columns=FIT_COLUMNS), warnings=warnings)
-
-
-def is_postprocessed(method: str) -> bool:
-    """Whether a method name is a post-processed one (``<method>+<post-processor>``)."""
-    base, _, name = method.rpartition("+")
-    return bool(base) and name in POSTPROCESSORS
 
 
 EFFECT_COLUMNS = ["method", "postprocessor", "column", "scope", "level", "train", "test", "test_name", "n",

@@ -39,7 +39,7 @@ from bench.predictions import (
     load_predictions,
 )
 from bench.resampling import bootstrap_columns, resample
-from bench.store import RunRecord, Store, atomic_write_text, read_predictions
+from bench.store import RunRecord, Store, atomic_write_text
 from bench.tidy import Tidy, tidy_metrics
 
 __all__ = ["build_report", "make_report", "report_folder"]
@@ -126,7 +126,7 @@ def _postprocessed(files: list[PredictionFile],
     for f in files:
         domains.setdefault(f.run.job_id, []).append((f.domain, f.frame))
     expanded = expand(runs, domains, settings.postprocess, min_group_size=settings.postprocess_min_group,
-                      seed=settings.seed, threshold=settings.threshold, read=read_predictions)
+                      seed=settings.seed, threshold=settings.threshold)
     files = files + [PredictionFile(run=run, domain=domain, frame=frame) for run, domain, frame in expanded.files]
     for i, f in enumerate(files):
         f.index = i

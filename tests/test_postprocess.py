@@ -135,6 +135,7 @@ def test_a_validation_split_with_one_class_is_refused() -> None:
 
 def test_unknown_post_processor_is_a_user_error() -> None:
     assert parse_postprocessors("thr-fpr, thr-eo,thr-fpr") == ("thr-fpr", "thr-eo")
+    assert parse_postprocessors("all") == ("thr-fpr", "thr-eo") and parse_postprocessors("") == ()
     with pytest.raises(BenchError, match="thr-fpr"):
         parse_postprocessors("thr-fp")
 
