@@ -27,9 +27,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from bench.bootstrap import bootstrap_interval, bootstrap_p_value
 from bench.errors import BenchError
+from bench.predictions import Resampled
 from bench.registry import Registry
+from bench.resampling import replicate_mean
 from bench.store import RunRecord, read_predictions
+from bench.tidy import Tidy
 
 __all__ = ["POSTPROCESSORS", "GroupRule", "GroupThresholds", "PostProcessor", "parse_postprocessors"]
 
@@ -260,10 +264,33 @@ EFFECT_COLUMNS = ["method", "postprocessor", "column", "scope", "level", "train"
 EFFECT_METRICS = ("intersection/F_FPR", "AUC")
 
 
-def effect_table(significance: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+def effect_table(significance: pd.DataFrame, fits: pd.DataFrame, tidy: Tidy, resampled: Resampled, *,
+                 alpha: float) -> pd.DataFrame:
     """The change each post-processor causes, ``<method>+<name>`` minus ``<method>``, for intersection F_FPR
-    and AUC in and across domains: the report's pairwise rows for that pair (every level, same CIs and
-    tests), turned to read post-processed minus original."""
+    and AUC in and across domains, read as post-processed minus original:
+
+    - level ``scope``: the leaderboard's scope averages (over pairs, then seeds) of both, their difference
+      with the paired bootstrap interval and p-value (the same test-set resamples for both, each averaged as
+      the point value);
+    - levels ``seeds``, ``pairs``, ``pair``: the report's pairwise rows for the pair of methods (sign-flip,
+      Wilcoxon, and paired bootstrap or DeLong on each train -> test pair).
+    """
+    rows = [_scope_rows(fits, tidy, resampled, alpha), pairwise_effect(significance, fits)]
+    rows = [r for r in rows if len(r)]
+    if not rows:
+        return pd.DataFrame(columns=EFFECT_COLUMNS)
+    table = pd.concat(rows, ignore_index=True)
+    order = {"column": {c: i for i, c in enumerate(EFFECT_METRICS)}, "scope": {"intra": 0, "cross": 1},
+             "level": {"scope": 0, "seeds": 1, "pairs": 2, "pair": 3}}
+    table = table.assign(**{f"_{k}": table[k].map(v) for k, v in order.items()}).sort_values(
+        ["method", "postprocessor", "_column", "_scope", "_level", "train", "test"], kind="stable")
+    return table[EFFECT_COLUMNS].reset_index(drop=True)
+
+
+def pairwise_effect(significance: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+    """The report's pairwise rows of each ``<method>+<name>`` and its ``<method>`` for `EFFECT_METRICS`, turned
+    to read post-processed minus original (estimate and interval negated where the report has them the
+    other way round)."""
     rows = []
     pairwise = significance[(significance["comparison"] == "pairwise")
                             & significance["column"].isin(EFFECT_METRICS)]
@@ -273,15 +300,41 @@ def effect_table(significance: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame
         flipped = pairwise[(pairwise["method"] == base) & (pairwise["other"] == post)].copy()
         flipped["estimate"] = -flipped["estimate"]
         flipped["ci_low"], flipped["ci_high"] = -flipped["ci_high"], -flipped["ci_low"]
-        for part in (same, flipped):
-            if len(part):
-                rows.append(part.assign(method=base, postprocessor=name))
-    if not rows:
-        return pd.DataFrame(columns=EFFECT_COLUMNS)
-    table = pd.concat(rows, ignore_index=True)
-    order = {"column": {c: i for i, c in enumerate(EFFECT_METRICS)}, "scope": {"intra": 0, "cross": 1},
-             "level": {"seeds": 0, "pairs": 1, "pair": 2}}
-    keys = pd.DataFrame({k: table[k].map(v) for k, v in order.items()})
-    table = table.assign(**{f"_{k}": keys[k] for k in order}).sort_values(
-        ["method", "postprocessor", "_column", "_scope", "_level", "train", "test"], kind="stable")
-    return table[EFFECT_COLUMNS].reset_index(drop=True)
+        rows += [part.assign(method=base, postprocessor=name) for part in (same, flipped) if len(part)]
+    return pd.concat(rows, ignore_index=True)[EFFECT_COLUMNS] if rows else pd.DataFrame(columns=EFFECT_COLUMNS)
+
+
+def _scope_rows(fits: pd.DataFrame, tidy: Tidy, resampled: Resampled, alpha: float) -> pd.DataFrame:
+    """Level ``scope`` of `effect_table`: per (method, post-processor, scope, column) the difference of the
+    scope averages over the jobs that have both, with its paired bootstrap interval and p-value."""
+    files = tidy.main_files
+    position = {c: i for i, c in enumerate(resampled.columns)}
+    columns = [c for c in EFFECT_METRICS if c in set(tidy.main["column"])]
+    rows = []
+    for post in dict.fromkeys(fits["method"]):
+        base, _, name = post.rpartition("+")
+        mine = files[files["method"] == post]
+        jobs = {j.removesuffix(f"+{name}") for j in mine["job"]}
+        theirs = files[(files["method"] == base) & files["job"].isin(jobs)]
+        for scope in ("intra", "cross"):
+            a, b = mine[mine["scope"] == scope], theirs[theirs["scope"] == scope]
+            if a.empty or b.empty:
+                continue
+            for column in columns:
+                estimate = _scope_mean(tidy, a, column) - _scope_mean(tidy, b, column)
+                low = high = p = np.nan
+                if resampled.n_boot and column in position:
+                    diff = (replicate_mean(a, resampled.values) - replicate_mean(b, resampled.values))[position[column]]
+                    low, high = (float(v) for v in bootstrap_interval(diff, estimate=estimate, alpha=alpha))
+                    p = float(bootstrap_p_value(diff, estimate=estimate))
+                rows.append({"method": base, "postprocessor": name, "column": column, "scope": scope,
+                             "level": "scope", "train": "", "test": "", "test_name": "paired bootstrap",
+                             "n": len(a), "estimate": estimate, "ci_low": low, "ci_high": high, "p": p,
+                             "p_holm": np.nan})
+    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+
+
+def _scope_mean(tidy: Tidy, files: pd.DataFrame, column: str) -> float:
+    """The leaderboard's value of ``files`` for ``column``: the mean over their pairs per seed, then over seeds."""
+    rows = tidy.main[tidy.main["file"].isin(files["file"]) & (tidy.main["column"] == column)]
+    return float(rows.groupby("seed")["value"].mean().mean())

@@ -503,10 +503,12 @@ def _postprocess_text(fits: pd.DataFrame, effect: pd.DataFrame, s: ReportSetting
       f"`tables/postprocess.csv`); {int(fits['groups_fallback'].sum())} group fit(s) fell back in all.\n\n")
     w(to_markdown(render_generic(summary)) + "\n\n")
     w("**The premise as a measurement.** Change caused by post-processing (post-processed minus original; "
-      "intersection F_FPR in percentage points, lower is fairer; AUC x100) in-domain (intra) and cross-domain, "
-      "with the report's tests and intervals: over seeds (sign-flip), over train -> test pairs (Wilcoxon) and, "
-      "in-domain, on each pair (paired bootstrap; DeLong for AUC). Fairness that carries shows as an F_FPR drop "
-      "across domains as well as within. Every pair: `tables/postprocess_effect.csv`.\n\n")
+      "intersection F_FPR in percentage points, lower is fairer; AUC x100) in-domain (intra) and cross-domain. "
+      "Level `scope`: the difference of the two methods' leaderboard values (averaged over pairs, then seeds) "
+      "with the paired bootstrap interval (the same test-set resamples for both); then the report's tests: over "
+      "seeds (sign-flip), over train -> test pairs (Wilcoxon) and, in-domain, on each pair (paired bootstrap; "
+      "DeLong for AUC). Fairness that carries shows as an F_FPR drop across domains as well as within. Every "
+      "pair: `tables/postprocess_effect.csv`.\n\n")
     view = effect[(effect["level"] != "pair") | (effect["scope"] == "intra")]
     if view.empty:
         return out.getvalue() + "(no comparison: the report found no pairs to compare)\n\n"

@@ -92,7 +92,8 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     if fits is not None:
         from bench.postprocess import effect_table
 
-        frames |= {"postprocess": fits, "postprocess_effect": effect_table(frames["significance"], fits)}
+        effect = effect_table(frames["significance"], fits, tidy, resampled, alpha=settings.alpha)
+        frames |= {"postprocess": fits, "postprocess_effect": effect}
     rendered = render.render_tables(frames)
     destination.tables.mkdir(parents=True, exist_ok=True)
     for table in rendered.values():

@@ -10,7 +10,7 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from bench.errors import BenchError
-from bench.postprocess import POSTPROCESSORS, effect_table, frame_uniforms, parse_postprocessors
+from bench.postprocess import POSTPROCESSORS, frame_uniforms, pairwise_effect, parse_postprocessors
 
 
 def frame(rows: list[tuple[int, int, float]]) -> pd.DataFrame:
@@ -140,7 +140,7 @@ def test_unknown_post_processor_is_a_user_error() -> None:
         parse_postprocessors("thr-fp")
 
 
-def test_effect_table_reads_post_processed_minus_original() -> None:
+def test_pairwise_effect_reads_post_processed_minus_original() -> None:
     common = {"comparison": "pairwise", "level": "pair", "scope": "intra", "train": "a", "test": "a", "n": 10,
               "test_name": "paired bootstrap", "p": 0.01, "p_holm": 0.02, "column": "intersection/F_FPR"}
     significance = pd.DataFrame([
@@ -149,7 +149,7 @@ def test_effect_table_reads_post_processed_minus_original() -> None:
          "ci_high": -1.0},
         {**common, "method": "xception", "other": "dag-fdd", "estimate": 9.0, "ci_low": 8.0, "ci_high": 10.0}])
     fits = pd.DataFrame({"method": ["dag-fdd+thr-fpr", "xception+thr-fpr"]})
-    table = effect_table(significance, fits).set_index("method")
+    table = pairwise_effect(significance, fits).set_index("method")
     assert table.loc["dag-fdd", ["estimate", "ci_low", "ci_high"]].tolist() == [-4.0, -6.0, -1.0]
     assert table.loc["xception", ["estimate", "ci_low", "ci_high"]].tolist() == [-3.0, -5.0, -1.0]
     assert set(table["postprocessor"]) == {"thr-fpr"}

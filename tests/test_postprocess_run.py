@@ -76,6 +76,13 @@ def test_report_postprocess_adds_methods_everywhere_and_the_section(finished: Pa
     effect = pd.read_csv(tables / "postprocess_effect.csv")
     assert set(effect["postprocessor"]) == {"thr-fpr", "thr-eo"} and set(effect["method"]) == {"xception"}
     assert {"intra", "cross"} <= set(effect["scope"]) and {"AUC", "intersection/F_FPR"} == set(effect["column"])
+    scope = effect[effect["level"] == "scope"].set_index(["postprocessor", "scope", "column"])
+    means = board.set_index(["method", "scope"])
+    for (name, where, column), row in scope.iterrows():  # the leaderboard's difference, with a paired interval
+        expected = means.loc[(f"xception+{name}", where), column] - means.loc[("xception", where), column]
+        assert row["estimate"] == pytest.approx(expected, abs=1e-9)
+        assert np.isfinite([row["ci_low"], row["ci_high"]]).all() and row["ci_low"] <= row["ci_high"]
+    assert len(scope) == 2 * 2 * 2  # post-processors x scopes x metrics
     report = (finished / "report.md").read_text()
     assert "## Post-processing: does fairness fitted in-domain carry across domains?" in report
     assert "need group labels at test time" in report and f"{2 * small} group fit(s) fell back" in report
