@@ -11,7 +11,9 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from bench.train import _Progress, distance_to_utopia, validation_scores
+from bench.config import TrainConfig, build_config
+from bench.errors import BenchError
+from bench.train import SELECTIONS, _Progress, distance_to_utopia, validation_scores
 
 # (val_auc, val_F_FPR) per epoch. Utopia = (0.90, 5); spans 0.20 and 25. Normalised shortfalls:
 # e1 (0.50, 0.60) -> 0.781, e2 (0, 1) -> 1, e3 (0.25, 0.20) -> 0.320, e4 (1, 0) -> 1, e5 (NaN AUC) -> inf.
@@ -73,3 +75,11 @@ def test_validation_columns_match_independent_computations() -> None:
     assert scores["val_F_OAE"] == pytest.approx(100 * (max(acc) - min(acc)))
     worst = min(roc_auc_score(part["label"], part["score"]) for _, part in frame.groupby("intersection"))
     assert scores["val_worst_auc"] == pytest.approx(worst)
+
+
+def test_every_selection_rule_is_a_configurable_choice() -> None:
+    for rule in SELECTIONS:
+        assert build_config(preset="quick", sets=[f'train.selection="{rule}"']).train.selection == rule
+    with pytest.raises(BenchError, match="val_dto"):
+        build_config(preset="quick", sets=['train.selection="val_dt"'])
+    assert TrainConfig().selection == "val_auc"  # the default stays
