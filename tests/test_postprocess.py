@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from bench.errors import BenchError
 from bench.postprocess import POSTPROCESSORS, frame_uniforms, pairwise_effect, parse_postprocessors
+from bench.predictions import ReportSettings
 
 
 def frame(rows: list[tuple[int, int, float]]) -> pd.DataFrame:
@@ -133,7 +134,9 @@ def test_a_validation_split_with_one_class_is_refused() -> None:
         POSTPROCESSORS.get("thr-fpr")().fit(frame([(0, 1, 0.7), (1, 1, 0.8)]), min_group_size=1)
 
 
-def test_unknown_post_processor_is_a_user_error() -> None:
+def test_unknown_post_processor_and_bad_minimum_are_user_errors() -> None:
+    with pytest.raises(BenchError, match="--postprocess-min-group"):
+        ReportSettings(postprocess_min_group=0)
     assert parse_postprocessors("thr-fpr, thr-eo,thr-fpr") == ("thr-fpr", "thr-eo")
     assert parse_postprocessors("all") == ("thr-fpr", "thr-eo") and parse_postprocessors("") == ()
     with pytest.raises(BenchError, match="thr-fpr"):
