@@ -136,23 +136,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = {s: states.count(s) for s in ("done", "predict", "running", "incomplete", "pending")}
     print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" (of {len(plan)} jobs in {store.runs})")
     if counts["predict"]:
-        print("'predict': finished, but some requested test domains have no predictions yet; `bench run` adds "
-              "them without retraining.")
+        print("'predict': finished, but some requested test domains (or the validation split) have no "
+              "predictions yet; `bench run` adds them without retraining.")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.metrics import METRICS
+    from bench.postprocess import parse_postprocessors
     from bench.predictions import Selection, parse_formats
     from bench.report import make_report
 
     METRICS.select(args.metrics)  # an unknown metric or format is reported before any file is read
     formats = parse_formats(args.formats)
+    postprocess = parse_postprocessors(args.postprocess)
     make_report(args.out, metrics=args.metrics, threshold=args.threshold, policy=args.policy,
                 min_group_size=args.min_group_size, baseline=args.baseline, n_boot=args.bootstrap,
                 alpha=args.alpha, cluster=args.cluster, formats=formats, plots=not args.no_plots, seed=args.seed,
                 selection=Selection(methods=args.methods, train=args.train, test=args.test),
-                report_dir=args.report_dir, progress=not args.no_progress)
+                report_dir=args.report_dir, progress=not args.no_progress, postprocess=postprocess,
+                postprocess_min_group=args.postprocess_min_group)
     return 0
 
 
@@ -371,6 +374,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="which groups enter a fairness gap (see docs/METRICS.md)")
     p.add_argument("--min-group-size", type=_positive_int, default=1, help="leave smaller groups out of gaps")
     p.add_argument("--metrics", default="all", help="metric names, aliases or globs (default: all)")
+    p.add_argument("--postprocess", default="", metavar="NAME[,NAME]",
+                   help="also report each method post-processed: per-group thresholds fitted on its validation "
+                        "predictions (thr-fpr, thr-eo), as <method>+<NAME>")
+    p.add_argument("--postprocess-min-group", type=_positive_int, default=10, metavar="N",
+                   help="a group needs N reals and N fakes on the validation split for its own threshold; "
+                        "smaller groups get the pooled one (default 10)")
     p.add_argument("--methods", default="all", help="report only these methods (names or globs, comma-separated)")
     p.add_argument("--train", default="all", help="only these training domains, e.g. synth-ff (the paper's protocol)")
     p.add_argument("--test", default="all", help="only these test domains")

@@ -160,7 +160,8 @@ def result_line(result: JobResult) -> str:
     if result.status == "busy":
         return f"busy   {job.label}: {result.message}"
     if result.status == "predicted":
-        return f"done   {job.label}: predicted new test domains with the saved model ({result.seconds:.0f} s)"
+        return (f"done   {job.label}: predicted new test domains (or the validation split) with the saved model "
+                f"({result.seconds:.0f} s)")
     s = result.summary
     score = s.get("selection_score", float("nan"))
     return (f"done   {job.label}: best epoch {s.get('best_epoch')} of {s.get('epochs')} "

@@ -67,7 +67,7 @@ class TrainConfig:
     sampler: str = setting("paired", choices=("paired", "standard"))
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training fakes (paired) "
                                                      "or frames (standard)")
-    selection: str = setting("val_auc", choices=("val_auc", "val_loss", "last"),
+    selection: str = setting("val_auc", choices=("val_auc", "val_loss", "val_dto", "val_worst_auc", "last"),
                             help="which epoch's weights predict the test domains (training-domain val only)")
     device: str = setting("auto", identity=False, help="auto (CUDA when present), cpu, cuda, cuda:N")
     precision: str = setting("auto", choices=("auto", "bf16", "fp32"), identity=False,

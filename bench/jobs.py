@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from bench.config import MethodConfig, RunConfig, identity_dict, resolve_method_config, to_dict
-from bench.data.cache import cache_path, ensure_cache
+from bench.data.cache import FrameCache, cache_path, ensure_cache
 from bench.data.datasets import DatasetDescription, discover, select_datasets
 from bench.data.loader import DeviceLoader
 from bench.device import Runtime, claim_device, describe, resolve_device
@@ -196,7 +196,8 @@ def remote_inputs(job: Job, store: Store, state: str) -> dict[str, bytes]:
     if state != "predict":
         return {}
     files = store.job_files(job.job_id)
-    return {str(p.relative_to(files.folder)): p.read_bytes() for p in (files.model, files.config)}
+    return {str(p.relative_to(files.folder)): p.read_bytes() for p in (files.model, files.config, files.validation)
+            if p.exists()}
 
 
 def _work(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str], threads: int,
@@ -228,6 +229,7 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
     else:
         if state == "incomplete" and not files.checkpoint.exists():
             shutil.rmtree(files.predictions, ignore_errors=True)  # from weights that were not kept
+            files.validation.unlink(missing_ok=True)
         result = train_method(method_cls=method_cls, config=job.method_config, cache=train_cache,
                               train=run.train, seed=job.seed, runtime=runtime, files=files,
                               label=f"{job.method}/{job.train}/s{job.seed}")
@@ -238,14 +240,11 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
                               "train_images_per_second": round(result.images_per_second, 1),
                               "resumed_from_epoch": result.resumed_from_epoch}
         record["notes"] = result.notes
+    if not files.validation.exists():  # for post-hoc methods; a job from before gains it without retraining
+        _predict_split(method, train_cache, "val", files.validation, run=run, runtime=runtime)
     for domain, cache in test_caches.items():
         rows = cache.rows("test")
-        loader = DeviceLoader(cache, device=runtime.device, channels_last=run.train.channels_last)
-        t0 = time.perf_counter()
-        logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, runtime=runtime,
-                                desc=f"predict {domain}")
-        seconds = time.perf_counter() - t0
-        write_predictions(files.prediction(domain), predictions_frame(cache, rows, logits))
+        seconds = _predict_split(method, cache, "test", files.prediction(domain), run=run, runtime=runtime)
         record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "frames": len(rows),
                                          "images_per_second": round(len(rows) / max(seconds, 1e-9), 1),
                                          "data_notes": cache.notes}
@@ -253,6 +252,19 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
     atomic_write_json(files.config, record)
     files.checkpoint.unlink(missing_ok=True)
     return record.get("training", {})
+
+
+def _predict_split(method: torch.nn.Module, cache: FrameCache, split: str, path: Path, *, run: RunConfig,
+                   runtime: Runtime) -> float:
+    """Write ``method``'s predictions on ``split`` of ``cache`` to ``path``; returns the seconds it took."""
+    rows = cache.rows(split)
+    loader = DeviceLoader(cache, device=runtime.device, channels_last=run.train.channels_last)
+    t0 = time.perf_counter()
+    logits = predict_logits(method, loader, rows, batch_size=run.train.eval_batch_size, runtime=runtime,
+                            desc=f"predict {cache.name} {split}")
+    seconds = time.perf_counter() - t0
+    write_predictions(path, predictions_frame(cache, rows, logits))
+    return seconds
 
 
 def _initial_record(job: Job, run: RunConfig, train_manifest_hash: str) -> dict[str, Any]:

@@ -107,6 +107,8 @@ class ReportSettings:
     plots: bool = True
     seed: int = 0
     selection: Selection = EVERYTHING
+    postprocess: tuple[str, ...] = ()  # bench.postprocess names: methods also reported as <method>+<name>
+    postprocess_min_group: int = 10  # reals and fakes a validation group needs for its own threshold
 
     def __post_init__(self) -> None:
         if self.cluster not in CLUSTERS:
@@ -117,6 +119,9 @@ class ReportSettings:
                              f"choose from: {', '.join(FORMATS)} (comma-separated).")
         if isinstance(self.n_boot, bool) or not isinstance(self.n_boot, int) or self.n_boot < 0:
             raise BenchError(f"--bootstrap must be a whole number >= 0 (0: no bootstrap); got {self.n_boot!r}.")
+        smallest = self.postprocess_min_group
+        if isinstance(smallest, bool) or not isinstance(smallest, int) or smallest < 1:
+            raise BenchError(f"--postprocess-min-group must be a whole number >= 1; got {smallest!r}.")
         if not (isinstance(self.alpha, float | int) and 0.0 < self.alpha < 0.5):
             raise BenchError(f"--alpha must be a number between 0 and 0.5, e.g. 0.05; got {self.alpha!r}.")
 

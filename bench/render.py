@@ -311,6 +311,9 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
         ("alpha", f"{s.alpha} ({100 * (1 - s.alpha):.0f}% intervals)"),
         ("metrics", s.metrics),
         ("selection", s.selection.describe()),
+        ("post-processing", (f"{', '.join(s.postprocess)} (per-group thresholds from each job's validation "
+                             f"predictions; own threshold for groups with >= {s.postprocess_min_group} reals and "
+                             f"fakes there)") if s.postprocess else "none"),
         ("computed with", _environment()),
     ]
     w(tabulate(settings_rows, headers=["setting", "value"], tablefmt="github") + "\n\n")
@@ -347,6 +350,9 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
         w("### Detection metrics\n\n")
         w(_markdown_blocks(blocks_by(detection, ["scope"], render_leaderboard, lambda sc: SCOPE_TITLES[sc])))
     w(_no_interval_text(tidy["metric"]))
+    if "postprocess" in t:
+        w("Methods named `<method>+<post-processor>` are **post-processed** and **need group labels at test "
+          "time**: see *Post-processing* below.\n\n")
 
     w("## Per train -> test pair\n\n")
     w("Mean ± std over seeds, laid out like the paper's tables (F_FPR, F_OAE, F_DP, F_MEO for the "
@@ -359,6 +365,10 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
     w(_significance_text(t["significance"], t["friedman"], s, methods, baseline))
     w("## Power of this design\n\n")
     w(_power_text(tables["power"], s))
+
+    if "postprocess" in t:
+        w("## Post-processing: does fairness fitted in-domain carry across domains?\n\n")
+        w(_postprocess_text(t["postprocess"], t["postprocess_effect"], s))
 
     if figures:
         w("## Figures\n\n")
@@ -546,6 +556,41 @@ def _no_interval_text(metrics: pd.Series) -> str:
             f"leaderboard and no paired bootstrap test.\n\n")
 
 
+def _postprocess_text(fits: pd.DataFrame, effect: pd.DataFrame, s: ReportSettings) -> str:
+    """The post-processing section: what was fitted (and how many groups fell back) and the change it caused."""
+    out = io.StringIO()
+    w = out.write
+    w(f"`<method>+<name>` is `<method>` with per-intersectional-group decision thresholds (`thr-fpr`: equal "
+      f"false-positive rates, `thr-eo`: equalised odds; fairlearn's ThresholdOptimizer, accuracy objective) "
+      f"fitted on each job's own training-domain validation predictions and applied unchanged to every test "
+      f"domain. It needs each test frame's group label. A group with fewer than {s.postprocess_min_group} reals "
+      f"or fakes on the validation split, or absent there, gets the threshold fitted on all validation frames "
+      f"pooled. Randomised thresholds are drawn per frame from the report seed ({s.seed}), and AUC ranks the "
+      f"group-shifted scores (docs/METRICS.md, *Post-processed methods*).\n\n")
+    if fits.empty:
+        return out.getvalue() + "(no job could be post-processed: see the notes above)\n\n"
+    summary = (fits.groupby(["method", "postprocessor"], sort=False)
+               .agg(jobs=("train", "size"), groups_fitted=("groups_fitted", "sum"),
+                    groups_fallback=("groups_fallback", "sum")).reset_index())
+    w(f"Groups fitted and groups that fell back to the pooled threshold, summed over jobs (per job: "
+      f"`tables/postprocess.csv`); {int(fits['groups_fallback'].sum())} group fit(s) fell back in all.\n\n")
+    w(to_markdown(render_generic(summary)) + "\n\n")
+    w("**The premise as a measurement.** Change caused by post-processing (post-processed minus original; "
+      "intersection F_FPR in percentage points, lower is fairer; AUC x100) in-domain (intra) and cross-domain. "
+      "Level `scope`: the difference of the two methods' leaderboard values (averaged over pairs, then seeds) "
+      "with the paired bootstrap interval (the same test-set resamples for both); then the report's tests: over "
+      "seeds (sign-flip), over train -> test pairs (Wilcoxon) and, in-domain, on each pair (paired bootstrap; "
+      "DeLong for AUC). Fairness that carries shows as an F_FPR drop across domains as well as within. Every "
+      "pair: `tables/postprocess_effect.csv`.\n\n")
+    view = effect[(effect["level"] != "pair") | (effect["scope"] == "intra")]
+    if view.empty:
+        return out.getvalue() + "(no comparison: the report found no pairs to compare)\n\n"
+    keep = ["method", "postprocessor", "column", "scope", "level", "train", "test", "test_name", "n", "estimate",
+            "ci_low", "ci_high", "p"]
+    w(to_markdown(render_significance(view[keep])) + "\n\n")
+    return out.getvalue()
+
+
 def _selection_text(runs: list[RunRecord]) -> str:
     rules: dict[str, int] = {}
     for run in runs:
@@ -554,6 +599,9 @@ def _selection_text(runs: list[RunRecord]) -> str:
         rules[rule] = rules.get(rule, 0) + 1
     meaning = {"val_auc": "the epoch with the best AUC on the training domain's validation split",
                "val_loss": "the epoch with the lowest loss on the training domain's validation split",
+               "val_dto": "the epoch nearest the utopia point of (AUC, intersection F_FPR) on the training "
+                          "domain's validation split, each min-max normalised over the epochs (MEDFAIR's DTO)",
+               "val_worst_auc": "the epoch with the best worst-group AUC on the training domain's validation split",
                "last": "the last epoch"}
     lines = [f"- `{rule}` ({n} job(s)): {meaning.get(rule, 'as recorded in config.json')}\n" for rule, n in
              rules.items()]

@@ -51,14 +51,16 @@ def make_report(out: str | Path, *, metrics: str = "all", threshold: float = 0.5
                 min_group_size: int = 1, baseline: str | None = None, n_boot: int = 1000, alpha: float = 0.05,
                 cluster: str = "video", formats: Sequence[str] = FORMATS, plots: bool = True, seed: int = 0,
                 selection: Selection = EVERYTHING, report_dir: str | Path | None = None, progress: bool = True,
-                echo: bool = True) -> dict[str, pd.DataFrame]:
+                echo: bool = True, postprocess: Sequence[str] = (),
+                postprocess_min_group: int = 10) -> dict[str, pd.DataFrame]:
     """Write every table (``formats``), every figure (``plots``) and report.md for the results folder ``out``
     (or the part of it that ``selection`` keeps); print a compact leaderboard (``echo``). Returns the tables
     by name (as written to CSV)."""
     return build_report(out, settings=ReportSettings(
         metrics=metrics, threshold=threshold, policy=policy, min_group_size=min_group_size, baseline=baseline,
         n_boot=n_boot, alpha=alpha, cluster=cluster, formats=tuple(formats), plots=plots, seed=seed,
-        selection=selection), report_dir=report_dir, progress=progress, echo=echo).tables
+        selection=selection, postprocess=tuple(postprocess), postprocess_min_group=postprocess_min_group),
+        report_dir=report_dir, progress=progress, echo=echo).tables
 
 
 def report_folder(out: str | Path, selection: Selection, report_dir: str | Path | None = None) -> Path:
@@ -75,10 +77,12 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     t0 = time.perf_counter()
     store = Store(out)
     files = settings.selection.apply(load_predictions(store, progress=progress))
+    files, fits, warnings = _postprocessed(files, settings)
     runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
     destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
     tidy = tidy_metrics(files, settings)
-    baseline, warnings = _baseline(tidy, settings.baseline)
+    baseline, baseline_warnings = _baseline(tidy, settings.baseline)
+    warnings += baseline_warnings
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
     warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
@@ -86,6 +90,11 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
     board = tables.leaderboard(tidy, resampled, alpha=settings.alpha, significance=sig)
     frames = _tables(tidy, board, sig, files, resampled, runs, settings)
+    if fits is not None:
+        from bench.postprocess import effect_table
+
+        effect = effect_table(frames["significance"], fits, tidy, resampled, alpha=settings.alpha)
+        frames |= {"postprocess": fits, "postprocess_effect": effect}
     rendered = render.render_tables(frames)
     destination.tables.mkdir(parents=True, exist_ok=True)
     for table in rendered.values():
@@ -104,6 +113,26 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     if echo:
         _echo(report, destination)
     return report
+
+
+def _postprocessed(files: list[PredictionFile],
+                   settings: ReportSettings) -> tuple[list[PredictionFile], pd.DataFrame | None, list[str]]:
+    """``files`` and, for each of ``settings.postprocess``, every main job's test-domain files post-processed
+    (`bench.postprocess`); what each fit did (None without post-processing) and the jobs left out."""
+    if not settings.postprocess:
+        return files, None, []
+    from bench.postprocess import expand
+
+    runs = list({f.run.job_id: f.run for f in files}.values())
+    domains: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for f in files:
+        domains.setdefault(f.run.job_id, []).append((f.domain, f.frame))
+    expanded = expand(runs, domains, settings.postprocess, min_group_size=settings.postprocess_min_group,
+                      seed=settings.seed, threshold=settings.threshold)
+    files = files + [PredictionFile(run=run, domain=domain, frame=frame) for run, domain, frame in expanded.files]
+    for i, f in enumerate(files):
+        f.index = i
+    return files, expanded.fits, expanded.warnings
 
 
 def _baseline(tidy: Tidy, requested: str | None) -> tuple[str | None, list[str]]:

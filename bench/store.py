@@ -5,6 +5,7 @@ Layout (names other tools rely on; keep them; `JobFiles` is the one place that s
     <out>/runs/<job>/config.json                 resolved config + provenance, rewritten as the job goes
     <out>/runs/<job>/log.csv                     one row per epoch
     <out>/runs/<job>/predictions/<domain>.csv.gz one row per test frame
+    <out>/runs/<job>/validation.csv.gz           the same for the training domain's validation split
     <out>/runs/<job>/model.pt                    the selected weights (predicts new test domains later)
     <out>/runs/<job>/checkpoint.pt               resumable training state (removed when the job is done)
     <out>/runs/<job>/error.txt                   the traceback of a failed job
@@ -87,6 +88,12 @@ class JobFiles:
     def prediction(self, domain: str) -> Path:
         return self.predictions / f"{domain}{_PREDICTION_SUFFIX}"
 
+    @property
+    def validation(self) -> Path:
+        """The selected weights' predictions on the training domain's validation split (outside
+        ``predictions/``, so never taken for a test domain); for post-hoc methods fitted on it."""
+        return self.folder / f"validation{_PREDICTION_SUFFIX}"
+
     def prediction_files(self) -> dict[str, Path]:
         """Every predictions file, by test domain."""
         return {p.name.removesuffix(_PREDICTION_SUFFIX): p
@@ -120,6 +127,10 @@ class RunRecord:
     def prediction_files(self) -> dict[str, Path]:
         return JobFiles(self.path).prediction_files()
 
+    @property
+    def validation(self) -> Path:
+        return JobFiles(self.path).validation
+
 
 class Store:
     """One results folder (``--out``)."""
@@ -139,6 +150,10 @@ class Store:
     def predictions_path(self, job_id: str, domain: str) -> Path:
         return self.job_files(job_id).prediction(domain)
 
+    def needs_predictions(self, job_id: str, domains: list[str]) -> bool:
+        """Whether a finished job lacks a requested test domain's predictions or its validation predictions."""
+        return bool(self.missing_predictions(job_id, domains)) or not self.job_files(job_id).validation.exists()
+
     def is_done(self, job_id: str) -> bool:
         return self.job_files(job_id).done.exists()
 
@@ -146,13 +161,14 @@ class Store:
         return [d for d in domains if not self.predictions_path(job_id, d).exists()]
 
     def state(self, job_id: str, domains: list[str]) -> str:
-        """``done``, ``predict`` (done, but some requested test domains lack predictions), ``running``,
+        """``done``, ``predict`` (done, but some requested test domains or the validation split lack
+        predictions), ``running``,
         ``incomplete`` (started, not finished: a rerun resumes it) or ``pending``."""
         folder = self.job_dir(job_id)
         if not folder.exists():
             return "pending"
         if self.is_done(job_id):
-            return "predict" if self.missing_predictions(job_id, domains) else "done"
+            return "predict" if self.needs_predictions(job_id, domains) else "done"
         return "running" if _is_locked(self.job_files(job_id).lock) else "incomplete"
 
     @contextmanager

@@ -1,7 +1,8 @@
 """The runner: builds a method for a job, trains it epoch by epoch, selects the epoch to keep.
 
-Selection uses only the training domain's validation split (best AUC by default), so nothing about a
-test domain is seen before predictions are written. After every epoch the runner writes the job's log
+Selection uses only the training domain's validation split (best AUC by default; `SELECTIONS` lists the
+rules, fairness-aware ones included), so nothing about a test domain is seen before predictions are
+written. After every epoch the runner writes the job's log
 and a resumable checkpoint (file names: `bench.store.JobFiles`); an interrupted job continues from its
 last finished epoch. A loss that turns NaN or infinite stops the job with `TrainingDiverged`.
 """
@@ -26,8 +27,8 @@ from bench.device import Runtime, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
 from bench.groups import NUM_CELLS, label_cell
 from bench.method import Method, MethodInfo, Needs, Validation
-from bench.metrics import auc
-from bench.predict import bce_from_logits, predict_logits, sigmoid
+from bench.metrics import METRICS, compute_metrics
+from bench.predict import bce_from_logits, predict_logits, predictions_frame
 from bench.progress import progress_bar
 from bench.store import JobFiles, atomic_write_bytes, atomic_write_csv
 
@@ -125,10 +126,13 @@ def train_method(
         raise DataError(f"{cache.name!r} has no validation split to select an epoch on; add one or use "
                         f"--set train.selection=last.")
     val_labels = cache.manifest["label"].to_numpy()[val_rows]
+    if train.selection in FAIR_SELECTIONS and (cache.manifest["intersection"].to_numpy()[val_rows] < 0).all():
+        raise DataError(f"--set train.selection={train.selection} needs group labels on the validation split of "
+                        f"{cache.name!r}, which has none; use val_auc.")
 
     validation = _Validation(method=method, loader=loader, rows=val_rows, labels=val_labels,
                              batch_size=train.eval_batch_size, runtime=runtime.quiet(), dataset=cache.name)
-    state = _Progress()
+    state = _Progress(train.selection)
     resumed = state.resume(files.checkpoint, method)
     train_seconds, train_images = 0.0, 0
     started = time.perf_counter()
@@ -149,10 +153,9 @@ def train_method(
         if len(val_rows):
             logits = predict_logits(method, loader, val_rows, batch_size=train.eval_batch_size,
                                     runtime=runtime.quiet())
-            row["val_auc"] = auc(val_labels, sigmoid(logits))
-            row["val_loss"] = bce_from_logits(val_labels, logits)
-        state.observe(epoch, _selection_score(row, train.selection), method)
+            row |= validation_scores(predictions_frame(cache, val_rows, logits))
         state.history.append(row)
+        state.observe(epoch, method)
         atomic_write_csv(files.log, state.log_frame())
         if train.checkpoint:
             state.save(files.checkpoint, method)
@@ -163,7 +166,7 @@ def train_method(
     else:  # the method's own final weights predict (e.g. SWAD's average): the last epoch is marked selected
         notes.append(own_weights)
         state.best_epoch = len(state.history) - 1
-        state.best_score = _selection_score(state.history[-1], train.selection)
+        state.best_score = state.score(state.best_epoch)
     atomic_write_bytes(files.model, _torch_bytes(method.state_dict()))
     atomic_write_csv(files.log, state.log_frame())
     seconds = time.perf_counter() - started
@@ -246,32 +249,93 @@ def _check_finite(loss: float, epoch: int, step: int) -> None:
                                f"lower the learning rate (e.g. --set method.lr=...) or check the data.")
 
 
-def _selection_score(row: dict[str, Any], selection: str) -> float:
-    """Higher is better; NaN (e.g. a one-class validation split) never wins over a number."""
-    if selection == "val_auc":
-        value = row.get("val_auc", float("nan"))
-    elif selection == "val_loss":
-        value = -row.get("val_loss", float("nan"))
-    else:
-        value = float(row["epoch"])
-    return value if math.isfinite(value) else -math.inf
+# ------------------------------------------------------------------------------------- model selection
+SELECTIONS = ("val_auc", "val_loss", "val_dto", "val_worst_auc", "last")  # TrainConfig.selection's choices
+FAIR_SELECTIONS = ("val_dto", "val_worst_auc")  # need group labels on the validation split
+
+
+def validation_scores(frame: pd.DataFrame) -> dict[str, float]:
+    """log.csv's validation columns for one epoch's validation predictions, as `bench.metrics` defines them:
+    AUC and worst-group AUC as fractions, loss, and the intersectional F_FPR and F_OAE in percentage points."""
+    table = compute_metrics(frame, metrics=["AUC", "F_FPR", "F_OAE", "worst_AUC"], attributes=["intersection"])
+    value = {m: float(v) / (METRICS.get(m).scale if m.endswith("AUC") else 1.0)
+             for m, v in zip(table["metric"], table["value"], strict=True)}
+    labels, logits = frame["label"].to_numpy(), frame["logit"].to_numpy()
+    return {"val_auc": value["AUC"], "val_loss": bce_from_logits(labels, logits), "val_F_FPR": value["F_FPR"],
+            "val_F_OAE": value["F_OAE"], "val_worst_auc": value["worst_AUC"]}
+
+
+def selection_objectives(row: dict[str, Any], selection: str) -> tuple[float, ...]:
+    """What ``selection`` maximises in one log row (NaN, e.g. a one-class validation split, is -inf)."""
+    def get(key: str, sign: float = 1.0) -> float:
+        value = sign * float(row.get(key, float("nan")))
+        return value if math.isfinite(value) else -math.inf
+
+    return {"val_auc": lambda: (get("val_auc"),), "val_loss": lambda: (get("val_loss", -1.0),),
+            "val_worst_auc": lambda: (get("val_worst_auc"),),
+            "val_dto": lambda: (get("val_auc"), get("val_F_FPR", -1.0)),
+            "last": lambda: (float(row["epoch"]),)}[selection]()
+
+
+def distance_to_utopia(objectives: np.ndarray) -> np.ndarray:
+    """MEDFAIR's distance to the utopia point, for epochs' (E, K) objectives (higher is better).
+
+    Each objective is min-max normalised over the epochs, so the utopia point (every objective's best
+    over the epochs) is 0 and each objective's worst is 1; the distance is the Euclidean norm of the
+    normalised shortfalls. An objective equal in every epoch adds 0; an epoch with a missing (-inf)
+    objective is infinitely far, and is left out of the minima and maxima.
+    """
+    finite = np.isfinite(objectives).all(axis=1)
+    distance = np.full(len(objectives), np.inf)
+    if finite.any():
+        kept = objectives[finite]
+        best, span = kept.max(axis=0), kept.max(axis=0) - kept.min(axis=0)
+        shortfall = np.divide(best - kept, span, out=np.zeros_like(kept), where=span > 0)
+        distance[finite] = np.sqrt((shortfall ** 2).sum(axis=1))
+    return distance
 
 
 class _Progress:
-    """Selection state and history, saved with the training state so a job can resume."""
+    """Selection state and history, saved with the training state so a job can resume.
 
-    def __init__(self) -> None:
+    The weights of every epoch that no other epoch dominates on the selection's objectives are kept
+    (``candidates``): one epoch for a single objective; for ``val_dto`` the Pareto front, since the
+    utopia point moves as epochs come, and the epoch nearest it is always on the front.
+    """
+
+    def __init__(self, selection: str) -> None:
+        self.selection = selection
         self.next_epoch = 0
         self.best_epoch = -1
         self.best_score = -math.inf
-        self.best_weights: dict[str, torch.Tensor] = {}
+        self.candidates: dict[int, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
 
-    def observe(self, epoch: int, score: float, method: Method) -> None:
+    @property
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        return self.candidates[self.best_epoch]
+
+    def objectives(self) -> np.ndarray:
+        return np.array([selection_objectives(row, self.selection) for row in self.history], dtype=np.float64)
+
+    def score(self, epoch: int) -> float:
+        """Epoch ``epoch``'s selection score (higher is better; minus the distance for ``val_dto``)."""
+        objectives = self.objectives()
+        if self.selection == "val_dto":
+            return -float(distance_to_utopia(objectives)[epoch])
+        return float(objectives[epoch, 0])
+
+    def observe(self, epoch: int, method: Method) -> None:
+        """Epoch ``epoch`` (the last row of ``history``) is done: keep its weights unless an epoch dominates it."""
         self.next_epoch = epoch + 1
-        if score > self.best_score or self.best_epoch < 0:
-            self.best_epoch, self.best_score = epoch, score
-            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in method.state_dict().items()}
+        objectives = self.objectives()
+        new = objectives[epoch]
+        if not any((objectives[e] >= new).all() for e in self.candidates):
+            self.candidates = {e: w for e, w in self.candidates.items() if not (new >= objectives[e]).all()}
+            self.candidates[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in method.state_dict().items()}
+        scores = {e: self.score(e) for e in self.candidates}
+        self.best_epoch = max(scores, key=lambda e: (scores[e], -e))
+        self.best_score = scores[self.best_epoch]
 
     def log_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.history)
@@ -280,7 +344,7 @@ class _Progress:
 
     def save(self, path: Path, method: Method) -> None:
         payload = {"next_epoch": self.next_epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
-                   "best_weights": self.best_weights, "history": self.history,
+                   "candidates": self.candidates, "history": self.history,
                    "training_state": method.training_state(), "torch_rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
         atomic_write_bytes(path, _torch_bytes(payload))
@@ -292,8 +356,9 @@ class _Progress:
         payload = torch.load(path, map_location="cpu", weights_only=False)
         method.load_training_state(payload["training_state"])
         self.next_epoch, self.best_epoch = payload["next_epoch"], payload["best_epoch"]
-        self.best_score, self.best_weights = payload["best_score"], payload["best_weights"]
-        self.history = payload["history"]
+        self.best_score, self.history = payload["best_score"], payload["history"]
+        # a checkpoint from before the candidates were kept holds the best epoch's weights only
+        self.candidates = payload.get("candidates") or {self.best_epoch: payload["best_weights"]}
         torch.set_rng_state(payload["torch_rng"])
         if payload["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["cuda_rng"])

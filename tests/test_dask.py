@@ -48,7 +48,7 @@ def test_dask_backend_gives_the_local_backend_results(cluster, tmp_path: Path) -
     assert main(["run", *PLAN, "--out", str(tmp_path / "dask"), "--backend", "dask",
                  "--scheduler", cluster.scheduler_address]) == 0
     local, remote = contents(tmp_path / "local"), contents(tmp_path / "dask")
-    assert set(local) == set(remote) and len(local) == 4 * 6  # 4 jobs: config, log, model, 2 predictions, DONE
+    assert set(local) == set(remote) and len(local) == 4 * 7  # 4 jobs: config, log, model, 3 predictions, DONE
     for key, frame in local.items():
         if frame is not None:
             other = remote[key]

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ANALYSIS = ("bench.report", "bench.render", "bench.tables", "bench.significance", "bench.resampling",
             "bench.tidy", "bench.predictions", "bench.replicates", "bench.bootstrap", "bench.stats",
-            "bench.metrics", "bench.metric_core", "bench.plots")
+            "bench.metrics", "bench.metric_core", "bench.plots", "bench.postprocess")
 
 
 def module_names(package: Path) -> dict[str, Path]:
