@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError, DataError, folder_problem
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -105,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     store = Store(args.out)
     require_folder(args.out, "--out", write=not args.dry_run, inside="runs")  # every mistake before any work
+    if args.scheduler and args.backend != "dask":
+        raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
     resolve_device(run.train.device)
     plan = make_plan(run, descriptions=_descriptions(run))
     if args.dry_run:
@@ -231,13 +233,8 @@ def _data_extract(args: argparse.Namespace) -> int:
 def require_folder(path: Path, flag: str, *, write: bool, inside: str = "") -> None:
     """Refuse, before any work, a folder (``path``, or its subfolder ``inside``) that is a file or lies under
     one, or, when ``write``, one that cannot be created or written."""
-    probe = path / inside if inside else path
-    while not probe.exists() and probe != probe.parent:  # the nearest part of the path that exists
-        probe = probe.parent
-    if not probe.is_dir():
-        raise BenchError(f"{flag} {str(path)!r}: {str(probe)!r} is a file, not a folder; give a folder path.")
-    if write and not os.access(probe, os.W_OK | os.X_OK):
-        raise BenchError(f"{flag} {str(path)!r}: cannot write in {str(probe)!r}; give a folder you can write to.")
+    if problem := folder_problem(path / inside if inside else path, write=write):
+        raise BenchError(f"{flag} {str(path)!r}: {problem}; give a folder you can write to.")
 
 
 def _descriptions(run) -> dict:

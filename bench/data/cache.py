@@ -32,7 +32,7 @@ from bench.data.build import CACHE_LAYOUT_VERSION, BuildOptions, build_cache, fi
 from bench.data.description import DatasetDescription
 from bench.data.formats import FORMATS
 from bench.data.manifest import group_counts
-from bench.errors import DataError
+from bench.errors import DataError, folder_problem
 
 
 @dataclass
@@ -137,6 +137,9 @@ def ensure_cache(desc: DatasetDescription, data: DataConfig, *, options: BuildOp
             print(f"{exc}; rebuilding it.", file=sys.stderr)
             _remove(path)
     if not is_complete(path):
+        if problem := folder_problem(path.parent):
+            raise DataError(f"The frame cache folder {str(path.parent)!r} cannot be made: {problem}; set "
+                            f"data.cache_dir (or $BENCH_CACHE) to a folder you can write.")
         data = cache_settings(desc, data)
         options = options or BuildOptions()
         fmt = FORMATS.get(desc.format)()
