@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, absent
 
 # Field metadata keys: choices (allowed values), minimum/maximum (numeric bounds, inclusive), identity
 # (False for settings that change how a job runs but not what it computes: they stay out of the job's hash).
@@ -177,7 +177,7 @@ def build_config(*, preset: str = "default", files: list[str | Path] = (), sets:
 def read_config_file(path: str | Path) -> Layer:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist; pass the path of a TOML file to --config.")
+        raise ConfigError(f"Config file {str(path)!r} {absent(path)}; pass the path of a TOML file to --config.")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

@@ -78,6 +78,7 @@ FLAG_CASES = {
     "set-pretrained-missing": (["run", "--set", "method.pretrained=/nonexistent/w.pth"], "/nonexistent/w.pth"),
     "set-method-key-unknown": (["run", "--set", "xception.rho=0.1"], "xception.rho"),
     "config-missing": (["run", "--config", "/nonexistent/c.toml"], "/nonexistent/c.toml"),
+    "config-is-a-folder": (["run", "--config", "/"], "'/' is a folder, not a file"),
     "status-unknown-method": (["status", "--methods", "nope"], "nope"),
     "report-alpha-nan": (["report", "--alpha", "nan"], "--alpha"),
     "report-alpha-big": (["report", "--alpha", "0.7"], "--alpha"),
@@ -159,6 +160,7 @@ DESCRIPTION_CASES = {
     "knob-out-of-range": ('format = "synthetic"\nprofile = "ff"\n[knobs]\ncamera_noise = -1.0\n', "camera_noise"),
     "knob-nan": ('format = "synthetic"\nprofile = "ff"\n[knobs]\ncamera_blur = nan\n', "camera_blur"),
     "csv-no-root": ('format = "csv"\nfile = "a.csv"\n', "root"),
+    "csv-root-is-a-file": ('format = "csv"\nroot = "/dev/null"\nfile = "a.csv"\n', "is a file, not a folder"),
 }
 
 
@@ -222,7 +224,9 @@ ANNOTATION_CASES = {
     "not-utf8": (lambda data, rows: (data / "all.csv").write_bytes(
         rows.to_csv(index=False).replace("id1", "id\xe9").encode("latin-1")), "all.csv"),
     "annotations-missing": (lambda data, rows: (data / "all.csv").unlink(), "all.csv"),
-    "image-missing": (lambda data, rows: (data / rows["path"].iat[2]).unlink(), "v2/f0.png"),
+    "image-missing": (lambda data, rows: (data / rows["path"].iat[2]).unlink(), "v2/f0.png does not exist"),
+    "image-is-a-folder": (lambda data, rows: ((data / rows["path"].iat[2]).unlink(),
+                                               (data / rows["path"].iat[2]).mkdir()), "is a folder, not a file"),
     "image-garbage": (_image(b"this is not a picture"), "v1/f0.png"),
     "image-empty": (_image(b""), "v1/f0.png"),
     "image-truncated-png": (_image(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "v1/f0.png"),

@@ -37,7 +37,7 @@ from joblib import Parallel, delayed
 from bench.data.images import Crop, FrameError, image_size, load_frame
 from bench.data.manifest import SPLITS, manifest_hash, validate_manifest
 from bench.data.readers import ReadResult
-from bench.errors import DataError
+from bench.errors import DataError, absent
 from bench.progress import progress_bar
 
 CACHE_LAYOUT_VERSION = 1
@@ -284,9 +284,9 @@ def check_frames_exist(read: ReadResult, *, command: str = "") -> None:
     first = missing[0]
     examples = ", ".join(read.manifest["path"].iat[i] for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
     hint = f"; or run `{command} --skip-bad` to leave them out (listed in the cache)" if command else ""
-    raise DataError(f"{read.origin(first)}: expected an image file, but {root / read.manifest['path'].iat[first]} "
-                    f"does not exist; {len(missing)} of {len(read.manifest)} frames are missing under root "
-                    f"{str(root)!r} ({examples}){hint}.")
+    where = root / read.manifest["path"].iat[first]
+    raise DataError(f"{read.origin(first)}: expected an image file, but {where} {absent(where)}; {len(missing)} "
+                    f"of {len(read.manifest)} frames are missing under root {str(root)!r} ({examples}){hint}.")
 
 
 @dataclass

@@ -59,7 +59,7 @@ from bench.data.readers import (
     read_purdue_legacy,
     read_purdue_v2,
 )
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError, DataError, absent
 from bench.registry import Registry
 
 
@@ -212,10 +212,10 @@ class FileFormat(DatasetFormat):
                 return f"environment variable {var} is not set (export {var}=/path/to/the/data)"
         root = self.root(desc)
         if not root.is_dir():
-            return f"the root folder {root} does not exist (root = ... in {desc.source.name})"
+            return f"the root folder {root} {absent(root, folder=True)} (root = ... in {desc.source.name})"
         for path in self.sources(desc):
             if not path.is_file():
-                return f"the annotation file {path} does not exist"
+                return f"the annotation file {path} {absent(path)}"
         return None
 
     def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
