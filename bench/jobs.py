@@ -273,6 +273,8 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
         except Exception as exc:  # a truncated or foreign file: the job is trained again, and says so
             notes.append(f"its model.pt could not be read ({type(exc).__name__}), so it was retrained")
             files.model.unlink()
+    elif state == "predict":
+        notes.append("its model.pt is missing, so it was retrained")
     if method is None:
         if state == "predict" or not files.checkpoint.exists():
             shutil.rmtree(files.predictions, ignore_errors=True)  # from weights that were not kept
