@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError, DataError, folder_problem
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -63,7 +63,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         run = build_config(preset=args.preset)
         rows = []
-        for desc in discover(run.data).values():
+        descriptions = discover(run.data)
+        for desc in descriptions.values():
             try:  # one broken description is shown as such, not an end to the listing
                 reason = FORMATS.get(desc.format)().missing(desc)
                 cached = "yes" if reason is None and is_built(desc, run.data) else "no"
@@ -73,6 +74,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             role = f"control of {desc.control_for}" if desc.is_control else ""
             size = desc.image_size or run.data.image_size
             rows.append((desc.name, desc.suite, desc.format, present, f"{cached} ({size} px)", role, desc.title))
+        rows += [(name, "?", "?", f"no: BROKEN description: {message}", "no", "", "")
+                 for name, message in descriptions.broken.items()]
         print(tabulate(rows, headers=["dataset", "suite", "format", "present", f"cached ({args.preset})",
                                       "role", "description"]) + "\n")
     if what in ("metrics", "all"):
@@ -92,6 +95,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.backends import execute
     from bench.config import to_toml
+    from bench.device import resolve_device
     from bench.jobs import make_plan
     from bench.store import Store
 
@@ -99,8 +103,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(to_toml(_resolved_sections(run)), end="")
         return 0
-    plan = make_plan(run)
     store = Store(args.out)
+    require_folder(args.out, "--out", write=not args.dry_run, inside="runs")  # every mistake before any work
+    if args.scheduler and args.backend != "dask":
+        raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
+    resolve_device(run.train.device)
+    plan = make_plan(run, descriptions=_descriptions(run))
     if args.dry_run:
         _print_plan(plan, store)
         return 0
@@ -115,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         print(f"Details: {store.runs}/<job>/error.txt. Fix the cause and rerun the same command; finished "
               f"jobs are kept.", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if all(r.user_error for r in failed) else EXIT_FAILED
     if results or plan:
         print(f"Next: python -m bench report --out {args.out}")
     return 0
@@ -128,8 +136,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bench.store import Store
 
     run = _run_config(args)
-    plan = make_plan(run)
     store = Store(args.out)
+    require_folder(args.out, "--out", write=False, inside="runs")
+    plan = make_plan(run, descriptions=_descriptions(run))
     states = [store.state(j.job_id, list(j.tests)) for j in plan]
     rows = [(j.method, j.train, j.seed, j.role, s, j.job_id) for j, s in zip(plan, states, strict=True)]
     print(tabulate(rows, headers=["method", "train", "seed", "role", "state", "job"]))
@@ -145,17 +154,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.metrics import METRICS
     from bench.postprocess import parse_postprocessors
     from bench.predictions import Selection, parse_formats
-    from bench.report import make_report
+    from bench.report import make_report, report_folder
 
     METRICS.select(args.metrics)  # an unknown metric or format is reported before any file is read
     formats = parse_formats(args.formats)
-    postprocess = parse_postprocessors(args.postprocess)
+    selection = Selection(methods=args.methods, train=args.train, test=args.test)
+    require_folder(args.out, "--out", write=False)
+    destination = report_folder(args.out, selection, args.report_dir)
+    for inside in ("tables", "figures"):
+        require_folder(destination, "--report-dir" if args.report_dir is not None else "--out", write=True,
+                       inside=inside)
     make_report(args.out, metrics=args.metrics, threshold=args.threshold, policy=args.policy,
                 min_group_size=args.min_group_size, baseline=args.baseline, n_boot=args.bootstrap,
                 alpha=args.alpha, cluster=args.cluster, formats=formats, plots=not args.no_plots, seed=args.seed,
-                selection=Selection(methods=args.methods, train=args.train, test=args.test),
-                report_dir=args.report_dir, progress=not args.no_progress, postprocess=postprocess,
-                postprocess_min_group=args.postprocess_min_group)
+                selection=selection, report_dir=args.report_dir, progress=not args.no_progress,
+                postprocess=parse_postprocessors(args.postprocess), postprocess_min_group=args.postprocess_min_group)
     return 0
 
 
@@ -168,6 +181,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.action == "extract":
         return _data_extract(args)
     run = build_config(preset=args.preset, files=args.config or [], sets=list(args.set or []))
+    _check_sections(run)
     descriptions = discover(run.data)
     names = select_datasets(args.names, descriptions, all_means=[run.data.suite])
     if args.action == "check":
@@ -218,6 +232,30 @@ def _data_extract(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+def require_folder(path: Path, flag: str, *, write: bool, inside: str = "") -> None:
+    """Refuse, before any work, a folder (``path``, or its subfolder ``inside``) that is a file or lies under
+    one, or, when ``write``, one that cannot be created or written."""
+    if problem := folder_problem(path / inside if inside else path, write=write):
+        raise BenchError(f"{flag} {str(path)!r}: {problem}; give a folder you can write to.")
+
+
+def _descriptions(run) -> dict:
+    """The dataset descriptions, warning about each broken one (a run that does not use it goes on)."""
+    from bench.data.datasets import discover
+
+    descriptions = discover(run.data)
+    for name, message in descriptions.broken.items():
+        print(f"warning: dataset {name!r} is left out: {message}", file=sys.stderr)
+    return descriptions
+
+
+def _check_sections(run) -> None:
+    from bench.config import check_sections
+    from bench.method import METHODS
+
+    check_sections(run, METHODS)
+
+
 def _run_config(args: argparse.Namespace):
     from bench.config import build_config
 
@@ -368,7 +406,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="what the bootstrap resamples (default video: frames of a video are not independent)")
     p.add_argument("--formats", default="csv,md,tex", help="table formats, comma-separated (default csv,md,tex)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--threshold", type=float, default=0.5, help="P(fake) threshold for ACC and rates")
     p.add_argument("--policy", default="both-classes", choices=["both-classes", "defined"],
                    help="which groups enter a fairness gap (see docs/METRICS.md)")

@@ -56,11 +56,7 @@ class TimmFeatures(nn.Module):
         super().__init__()
         import timm
 
-        if not timm.is_model(name):
-            close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
-            hint = f" Similar timm models: {', '.join(close)}." if close else ""
-            raise ConfigError(f"Unknown backbone {name!r}: neither a bench backbone ({', '.join(BENCH_BACKBONES)}) "
-                              f"nor a timm model.{hint}")
+        require_backbone(name)
         self.model = timm.create_model(name, pretrained=False, num_classes=0)
         self.num_features = int(self.model.num_features)
 
@@ -72,6 +68,21 @@ BENCH_BACKBONES = {
     "bench-small": lambda: SmallCNN(width=16),
     "bench-medium": lambda: SmallCNN(width=32),
 }
+
+
+def require_backbone(name: str, *, pretrained: str = "", key: str = "method.backbone") -> None:
+    """Refuse an unknown backbone or a missing weights file before any work (``key`` names the setting)."""
+    if name not in BENCH_BACKBONES:
+        import timm
+
+        if not timm.is_model(name):
+            close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+            hint = f" Similar timm models: {', '.join(close)}." if close else ""
+            raise ConfigError(f"{key}: unknown backbone {name!r}: neither a bench backbone "
+                              f"({', '.join(BENCH_BACKBONES)}) nor a timm model.{hint}")
+    if pretrained and not Path(pretrained).is_file():
+        raise ConfigError(f"Pretrained weights file {pretrained!r} does not exist; fix {key.rsplit('.', 1)[0]}"
+                          f".pretrained.")
 
 
 def create_backbone(name: str, *, pretrained: str = "") -> nn.Module:

@@ -25,7 +25,8 @@ from bench.config import RunConfig
 from bench.data.cache import ensure_cache_verbosely
 from bench.device import visible_gpus
 from bench.errors import BenchError
-from bench.jobs import Job, JobResult, remote_inputs, remote_job, run_job, store_output
+from bench.freshness import CurrentData
+from bench.jobs import Job, JobResult, pending, remote_inputs, remote_job, run_job, store_output
 from bench.progress import progress_bar
 from bench.store import Store
 
@@ -44,8 +45,9 @@ def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None
         raise BenchError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if scheduler and backend != "dask":
         raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
-    states = {job.job_id: store.state(job.job_id, list(job.tests)) for job in plan}
-    todo = [job for job in plan if states[job.job_id] != "done"]
+    current = CurrentData(run.data)
+    states = {job.job_id: pending(job, store, current) for job in plan}
+    todo = [job for job in plan if states[job.job_id].state != "done"]
     skipped = len(plan) - len(todo)
     if skipped:
         log(f"{skipped} of {len(plan)} job(s) already finished in {store.runs}; skipping them.")
@@ -99,7 +101,7 @@ def _loky(todo: list[Job], *, run: RunConfig, store: Store, n_jobs: int, threads
                         for job in todo)
 
 
-def _dask(todo: list[Job], *, states: dict[str, str], run: RunConfig, store: Store, n_jobs: int, threads: int,
+def _dask(todo: list[Job], *, states: dict[str, Any], run: RunConfig, store: Store, n_jobs: int, threads: int,
           scheduler: str | None, log: Any) -> Iterator[JobResult]:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -122,9 +124,7 @@ def _dask(todo: list[Job], *, states: dict[str, str], run: RunConfig, store: Sto
         resources = {"GPU": 1} if _wants_gpu(run, client) else None
         futures = {}
         for job in todo:
-            state = states[job.job_id]
-            # A remote job that trains starts afresh, so it predicts every test domain again.
-            tests = store.missing_predictions(job.job_id, list(job.tests)) if state == "predict" else list(job.tests)
+            state, tests = states[job.job_id].state, list(states[job.job_id].tests)
             future = client.submit(remote_job, job, run=run, state=state, tests=tests,
                                    inputs=remote_inputs(job, store, state), threads=threads,
                                    key=f"bench-{job.job_id}-{time.time_ns()}", pure=False, resources=resources)
@@ -159,11 +159,12 @@ def result_line(result: JobResult) -> str:
         return f"FAILED {job.label}: {result.message}"
     if result.status == "busy":
         return f"busy   {job.label}: {result.message}"
+    said = f"; {result.message}" if result.message else ""
     if result.status == "predicted":
         return (f"done   {job.label}: predicted new test domains (or the validation split) with the saved model "
-                f"({result.seconds:.0f} s)")
+                f"({result.seconds:.0f} s){said}")
     s = result.summary
     score = s.get("selection_score", float("nan"))
     return (f"done   {job.label}: best epoch {s.get('best_epoch')} of {s.get('epochs')} "
             f"({s.get('selection')} {score:.4f}), {result.seconds:.0f} s, "
-            f"{s.get('train_images_per_second', 0):.0f} train img/s")
+            f"{s.get('train_images_per_second', 0):.0f} train img/s{said}")

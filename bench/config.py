@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 import types
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, absent
 
 # Field metadata keys: choices (allowed values), minimum/maximum (numeric bounds, inclusive), identity
 # (False for settings that change how a job runs but not what it computes: they stay out of the job's hash).
@@ -86,7 +87,7 @@ class PlanConfig:
     methods: str = setting("all", help="names, globs, tags or 'all' (comma list)")
     train: str = setting("all", help="training domains: names, globs or 'all' (the suite)")
     test: str = setting("all", help="test domains: names, globs or 'all' (the train domains' suites)")
-    seeds: list[int] = setting([0])
+    seeds: list[int] = setting([0], minimum=0)
     controls: bool = setting(True, help="also train the baseline on each train domain's bias-free control")
     baseline: str = setting("xception", help="the reference method for controls and comparisons")
 
@@ -176,7 +177,7 @@ def build_config(*, preset: str = "default", files: list[str | Path] = (), sets:
 def read_config_file(path: str | Path) -> Layer:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist; pass the path of a TOML file to --config.")
+        raise ConfigError(f"Config file {str(path)!r} {absent(path)}; pass the path of a TOML file to --config.")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -221,6 +222,18 @@ def resolve_method_config(config_cls: type, run: RunConfig, method_name: str) ->
             raise ConfigError(_unknown_key_message(f"{method_name}.{key}", key, sorted(names), method_name))
     values.update(own)
     return _instantiate(config_cls, values, method_name)
+
+
+def check_sections(run: RunConfig, method_names: Any) -> None:
+    """Every section beyond data, train, plan and method must name a method (``method_names``: the
+    registered ones; the caller holds the registry so this module stays free of torch)."""
+    names = list(method_names)
+    for section in run.methods:
+        if section not in names:
+            raise ConfigError(f"Unknown method {section!r}: [{section}] (from --set {section}.KEY=... or a --config "
+                              f"file) is neither a config section nor a method."
+                              f"{_did_you_mean(section, [*SECTIONS, *names])} Sections: "
+                              f"{', '.join(SECTIONS)}, or a method's name ({', '.join(names)}).")
 
 
 def identity_dict(obj: Any) -> dict[str, Any]:
@@ -317,6 +330,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         raise ConfigError(f"{key} must be a whole number, got {value!r}.")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML reads nan and inf as numbers; no setting means them
+                raise ConfigError(f"{key} must be a finite number, got {value!r}.")
             return float(value)
         raise ConfigError(f"{key} must be a number, got {value!r}.")
     if hint is str:

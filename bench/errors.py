@@ -6,6 +6,9 @@ itself must name the bad value and the fix. Anything else that escapes is a bug 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class BenchError(Exception):
     """A mistake in the user's input (flag, name, file, config) that the message explains."""
@@ -27,3 +30,26 @@ class DataError(BenchError):
 
 class TrainingDiverged(RuntimeError):
     """A job's loss became NaN or infinite; that job fails, the others go on."""
+
+
+def absent(path: Path, *, folder: bool = False) -> str:
+    """What is wrong with a path that is not the file (or, ``folder``, the folder) it should be: the words
+    after its name, so a message never says "does not exist" of something that does."""
+    if folder and path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    if not folder and path.is_dir():
+        return "is a folder, not a file"
+    return "does not exist"
+
+
+def folder_problem(path: Path, *, write: bool = True) -> str | None:
+    """Why ``path`` cannot be used as a folder (it, or the nearest part of it that exists, is a file; or,
+    with ``write``, that part cannot be written), in words that follow the path; None when it can."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{str(probe)!r} is a file, not a folder"
+    if write and not os.access(probe, os.W_OK | os.X_OK):
+        return f"{str(probe)!r} cannot be written"
+    return None

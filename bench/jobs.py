@@ -28,12 +28,14 @@ from typing import Any
 
 import torch
 
-from bench.config import MethodConfig, RunConfig, identity_dict, resolve_method_config, to_dict
+from bench.backbones import require_backbone
+from bench.config import MethodConfig, RunConfig, check_sections, identity_dict, resolve_method_config, to_dict
 from bench.data.cache import FrameCache, cache_path, ensure_cache
 from bench.data.datasets import DatasetDescription, discover, select_datasets
 from bench.data.loader import DeviceLoader
 from bench.device import Runtime, claim_device, describe, resolve_device
 from bench.errors import BenchError, TrainingDiverged, UnknownNameError
+from bench.freshness import CurrentData, stale_reason
 from bench.method import METHODS
 from bench.predict import predict_logits, predictions_frame
 from bench.store import (
@@ -72,6 +74,40 @@ class Job:
         return f"{self.method} on {self.train} (seed {self.seed})"
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What a job still has to do, read from its folder: `Store.state`'s answer, with a finished job whose
+    record cannot be read, or whose predictions are stale or unrecorded, turned into ``predict``; the test
+    domains to (re)predict; and why, in words."""
+
+    state: str
+    tests: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def pending(job: Job, store: Store, current: CurrentData) -> Pending:
+    """What `run_job` would do for ``job`` now (``current``: the domains' current data, shared by a plan)."""
+    state = store.state(job.job_id, list(job.tests))
+    if state not in ("done", "predict"):
+        return Pending(state, job.tests)
+    files = store.job_files(job.job_id)
+    record = _read_json(files.config)
+    if record is None:
+        return Pending("predict", job.tests, (f"its record {files.config} is missing or unreadable, so every test "
+                                              f"domain is predicted again from model.pt",))
+    recorded = record.get("predictions") if isinstance(record.get("predictions"), dict) else {}
+    tests, notes = [], []
+    for domain in job.tests:
+        if not files.prediction(domain).exists():
+            tests.append(domain)
+        elif why := stale_reason(recorded.get(domain), job.datasets[domain], current):
+            tests.append(domain)
+            notes.append(f"{domain} predicted again: {why}")
+    if not tests and files.validation.exists():
+        return Pending("done", (), tuple(notes))
+    return Pending("predict", tuple(tests), tuple(notes))  # new test domains, or only the validation split
+
+
 @dataclass
 class JobResult:
     job: Job
@@ -79,15 +115,17 @@ class JobResult:
     seconds: float = 0.0
     message: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    user_error: bool = False  # failed on a `BenchError`: the user's input, not the job, must change
 
 
 def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | None = None) -> list[Job]:
     """Every job of ``run.plan``, in a stable order (method, train domain, seed), controls last."""
     descriptions = descriptions if descriptions is not None else discover(run.data)
-    for name in run.methods:  # a [section] or --set for a method that does not exist
-        if name not in METHODS:
-            METHODS.get(name)
+    check_sections(run, METHODS)  # a [section] or --set of neither a section nor a method
     methods = METHODS.select(run.plan.methods)
+    for method in methods:  # an unknown backbone or a missing weights file: before any work, not in every job
+        config = resolve_method_config(METHODS.get(method).Config, run, method)
+        require_backbone(config.backbone, pretrained=config.pretrained, key=f"{method}.backbone")
     trains = select_datasets(run.plan.train, descriptions, all_means=[run.data.suite])
     tests = select_datasets(run.plan.test, descriptions, all_means={descriptions[t].suite for t in trains})
     if not run.plan.seeds:
@@ -134,18 +172,19 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
     t0 = time.perf_counter()
     try:
         with store.lock(job.job_id):
-            state = store.state(job.job_id, list(job.tests))
-            if state == "done":
+            todo = pending(job, store, CurrentData(run.data))
+            if todo.state == "done":
                 return JobResult(job, "done", message="already finished")
-            summary = _work(job, run=run, files=store.job_files(job.job_id), state=state,
-                            tests=store.missing_predictions(job.job_id, list(job.tests)), threads=threads,
-                            progress=progress)
+            summary, notes = _work(job, run=run, files=store.job_files(job.job_id), state=todo.state,
+                                   tests=list(todo.tests), threads=threads, progress=progress)
             store.mark_done(job.job_id)
-        return JobResult(job, "predicted" if state == "predict" else "done",
-                         seconds=time.perf_counter() - t0, summary=summary)
+        return JobResult(job, "predicted" if todo.state == "predict" and "retrained" not in summary else "done",
+                         seconds=time.perf_counter() - t0, summary=summary, message="; ".join([*todo.notes, *notes]))
     except JobBusy as exc:
         return JobResult(job, "busy", message=str(exc))
-    except (BenchError, TrainingDiverged) as exc:
+    except BenchError as exc:
+        return _failed(job, store, t0, str(exc), traceback.format_exc(), user_error=True)
+    except TrainingDiverged as exc:
         return _failed(job, store, t0, str(exc), traceback.format_exc())
     except Exception as exc:  # a bug or an environment problem: keep the traceback for the report
         return _failed(job, store, t0, f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -170,8 +209,8 @@ def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs
         folder = Path(tmp)
         for name, data in inputs.items():
             (folder / name).write_bytes(data)
-        summary = _work(job, run=run, files=JobFiles(folder), state=state, tests=tests, threads=threads,
-                        progress=False)
+        summary, _ = _work(job, run=run, files=JobFiles(folder), state=state, tests=tests, threads=threads,
+                           progress=False)
         written = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
                    if p.is_file() and not p.name.startswith(".")}
     return JobOutput(files=written, summary=summary, seconds=time.perf_counter() - t0)
@@ -197,12 +236,13 @@ def remote_inputs(job: Job, store: Store, state: str) -> dict[str, bytes]:
         return {}
     files = store.job_files(job.job_id)
     return {str(p.relative_to(files.folder)): p.read_bytes() for p in (files.model, files.config, files.validation)
-            if p.exists()}
+            if p.is_file()}
 
 
 def _work(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str], threads: int,
-          progress: bool) -> dict:
-    """Train (or load) the job's method in its folder and write the predictions of ``tests`` there."""
+          progress: bool) -> tuple[dict, list[str]]:
+    """Train (or load) the job's method in its folder and write the predictions of ``tests`` there (and of
+    any test domain whose file the record does not vouch for); returns the training summary and notes."""
     if threads:
         torch.set_num_threads(threads)
     files.folder.mkdir(parents=True, exist_ok=True)
@@ -212,24 +252,36 @@ def _work(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[
         return _work_on(job, run=run, files=files, state=state, tests=tests, runtime=runtime)
 
 
-def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str], runtime: Runtime) -> dict:
+def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str],
+             runtime: Runtime) -> tuple[dict, list[str]]:
     train_cache = ensure_cache(job.datasets[job.train], run.data)
-    test_caches = {d: ensure_cache(job.datasets[d], run.data) for d in tests}
-    for domain, cache in test_caches.items():  # before hours of training, not after
-        if len(cache.rows("test")) == 0:
+    test_caches = {d: ensure_cache(job.datasets[d], run.data) for d in job.tests}
+    for domain in tests:  # before hours of training, not after
+        if len(test_caches[domain].rows("test")) == 0:
             raise BenchError(f"Test domain {domain!r} has no test split; give it one or leave it out of --test.")
     record = _read_json(files.config) or _initial_record(job, run, train_cache.manifest_hash)
     record["provenance"].update(device=describe(runtime.device), host=socket.gethostname())
     record["data"]["train"]["data_notes"] = train_cache.notes  # how the data was read (duplicates, leaks, ...)
+    if not isinstance(record.get("predictions"), dict):
+        record["predictions"] = {}
     atomic_write_json(files.config, record)
 
+    notes: list[str] = []
     method_cls = METHODS.get(job.method)
-    if state == "predict":
-        method = load_trained(method_cls, job.method_config, train_cache, run.train, runtime.device, files)
-    else:
-        if state == "incomplete" and not files.checkpoint.exists():
+    method = None
+    if files.model.exists():  # written once, when training ended: never train again for it
+        try:
+            method = load_trained(method_cls, job.method_config, train_cache, run.train, runtime.device, files)
+        except Exception as exc:  # a truncated or foreign file: the job is trained again, and says so
+            notes.append(f"its model.pt could not be read ({type(exc).__name__}), so it was retrained")
+            files.model.unlink()
+    elif state == "predict":
+        notes.append("its model.pt is missing, so it was retrained")
+    if method is None:
+        if state == "predict" or not files.checkpoint.exists():
             shutil.rmtree(files.predictions, ignore_errors=True)  # from weights that were not kept
             files.validation.unlink(missing_ok=True)
+            record["predictions"], tests = {}, list(job.tests)
         result = train_method(method_cls=method_cls, config=job.method_config, cache=train_cache,
                               train=run.train, seed=job.seed, runtime=runtime, files=files,
                               label=f"{job.method}/{job.train}/s{job.seed}")
@@ -240,18 +292,40 @@ def _work_on(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: li
                               "train_images_per_second": round(result.images_per_second, 1),
                               "resumed_from_epoch": result.resumed_from_epoch}
         record["notes"] = result.notes
+        atomic_write_json(files.config, record)
     if not files.validation.exists():  # for post-hoc methods; a job from before gains it without retraining
         _predict_split(method, train_cache, "val", files.validation, run=run, runtime=runtime)
-    for domain, cache in test_caches.items():
+    # ``tests`` of a job in its prediction phase are what `pending` found; otherwise every domain, of which
+    # those already predicted and recorded (before an interruption) are kept.
+    current = CurrentData(run.data)
+    todo = [d for d in job.tests if d in tests and (state == "predict" or not files.prediction(d).exists()
+                                                    or stale_reason(record["predictions"].get(d), job.datasets[d],
+                                                                    current))]
+    for domain in todo:
+        cache = test_caches[domain]
         rows = cache.rows("test")
         seconds = _predict_split(method, cache, "test", files.prediction(domain), run=run, runtime=runtime)
-        record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "frames": len(rows),
+        record["predictions"][domain] = {"manifest_hash": cache.manifest_hash, "cache": cache.path.name,
+                                         "frames": len(rows),
                                          "images_per_second": round(len(rows) / max(seconds, 1e-9), 1),
                                          "data_notes": cache.notes}
+        atomic_write_json(files.config, record)  # each domain recorded as soon as its file is in place
     record["provenance"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(files.config, record)
     files.checkpoint.unlink(missing_ok=True)
-    return record.get("training", {})
+    summary = dict(record.get("training", {}))
+    if notes:
+        summary["retrained"] = True
+    return summary, notes
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    whole = isinstance(value, dict) and all(isinstance(value.get(k), dict) for k in ("job", "data", "provenance"))
+    return value if whole and isinstance(value["data"].get("train"), dict) else None
 
 
 def _predict_split(method: torch.nn.Module, cache: FrameCache, split: str, path: Path, *, run: RunConfig,
@@ -303,15 +377,8 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _failed(job: Job, store: Store, t0: float, message: str, trace: str) -> JobResult:
+def _failed(job: Job, store: Store, t0: float, message: str, trace: str, *, user_error: bool = False) -> JobResult:
     files = store.job_files(job.job_id)
     if files.folder.exists():
         atomic_write_text(files.error, trace)
-    return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=message)
+    return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=message, user_error=user_error)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,7 @@ def load_predictions(store: Store, *, progress: bool = True) -> list[PredictionF
         raise BenchError(f"No finished runs in {store.runs}{hint}; run `python -m bench run` first, or point "
                          f"--out at the results folder.")
     pending = [(run, domain, path) for run in runs for domain, path in run.prediction_files().items()]
+    refuse_stale(pending, store)
     files = []
     for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):
         frame = read_predictions(path)
@@ -186,6 +188,38 @@ def load_predictions(store: Store, *, progress: bool = True) -> list[PredictionF
     for i, f in enumerate(files):
         f.index = i
     return files
+
+
+def refuse_stale(pending: list[tuple[RunRecord, str, Path]], store: Store) -> None:
+    """A `BenchError` naming every prediction whose data changed since it was made (or that its job's record
+    does not list), and the command that predicts it again; a report never mixes old and new data silently."""
+    from bench.data.datasets import discover
+    from bench.freshness import CurrentData, data_config, stale_reason
+
+    seen: dict[str, tuple[dict, CurrentData | None]] = {}
+    stale = []
+    for run, domain, _ in pending:
+        data = data_config(run.config)
+        key = json.dumps(run.config.get("config", {}).get("data"), sort_keys=True, default=str)
+        if key not in seen:
+            seen[key] = (discover(data), CurrentData(data)) if data is not None else ({}, None)
+        descriptions, current = seen[key]
+        entry = (run.config.get("predictions") or {}).get(domain)
+        desc = descriptions.get(domain)
+        why = stale_reason(entry, desc, current) if desc is not None and current is not None else (
+            "its predictions file is not in the job's record" if entry is None else None)
+        if why:
+            stale.append((run, domain, why))
+    if not stale:
+        return
+    run, domain, why = stale[0]
+    more = f" (and {len(stale) - 1} more: {', '.join(f'{r.job_id}/{d}' for r, d, _ in stale[1:4])}" + (
+        ", ..." if len(stale) > 4 else "") + ")" if len(stale) > 1 else ""
+    preset = run.config.get("config", {}).get("preset", "default")
+    raise BenchError(f"Job {run.job_id}: the predictions of {domain!r} are stale: {why}{more}. Rerun the `bench run` "
+                     f"command that made them (e.g. python -m bench run --out {store.root} --preset {preset} "
+                     f"--methods {run.method} --train {run.train} --seeds {run.seed} with its other settings): it "
+                     f"predicts them again from the saved model.pt, without retraining.")
 
 
 def group_test_sets(files: list[PredictionFile], *, cluster: str) -> tuple[dict[str, TestSet], list[str]]:

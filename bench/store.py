@@ -24,6 +24,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.groups import N_GROUPS
 
 DONE = "DONE"
 PREDICTION_COLUMNS = ("sample", "video", "identity", "domain", "label", "logit", "score", "gender", "race",
@@ -181,6 +183,8 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JobBusy(f"Job {job_id} is being run by another process; wait for it to finish.") from None
+            for leftover in (*files.folder.glob(".*.tmp-*"), *files.predictions.glob(".*.tmp-*")):
+                leftover.unlink(missing_ok=True)  # a write cut short by a kill; nobody else writes here now
             try:
                 yield files.folder
             finally:
@@ -194,8 +198,7 @@ class Store:
         records = []
         for files in map(JobFiles, sorted(self.runs.glob("*/"))):
             if files.done.exists():
-                records.append(RunRecord(job_id=files.folder.name, path=files.folder,
-                                         config=json.loads(files.config.read_text())))
+                records.append(RunRecord(job_id=files.folder.name, path=files.folder, config=_read_record(files)))
         return records
 
     def unfinished_runs(self) -> list[Path]:
@@ -243,20 +246,63 @@ def write_predictions(path: Path, frame: pd.DataFrame) -> None:
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    """A predictions file with canonical dtypes; a malformed file is a `BenchError` naming it."""
+    """A predictions file with canonical dtypes; a damaged file is a `BenchError` naming it and the fix."""
     try:
         frame = pd.read_csv(path, dtype={c: str for c in _STRING}, keep_default_na=False)
-    except (OSError, EOFError, gzip.BadGzipFile, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BenchError(f"Cannot read predictions {str(path)!r}: {exc}; delete the file (and the job's DONE "
-                         f"marker) and rerun `bench run` to regenerate it.") from None
+    except (OSError, EOFError, zlib.error, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
+            ValueError) as exc:
+        raise _damaged(path, f"it cannot be read: {exc}") from None
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
-        raise BenchError(f"Predictions {str(path)!r} lack column(s) {', '.join(missing)}.")
-    for col in _INT:
-        frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.int64)
-    for col in ("logit", "score"):
-        frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.float64)
+        raise _damaged(path, f"it lacks column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise _damaged(path, "it holds no rows")
+    for col in (*_INT, "logit", "score"):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if col == "logit":
+            bad = values.isna()  # a saturated logit may be infinite; its score says the same
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise _damaged(path, f"row {row + 2}, column {col!r}: expected a number, got {frame[col].iat[row]!r}")
+        if col in _INT and (values != values.round()).any():
+            raise _damaged(path, f"column {col!r} holds non-whole numbers")
+        frame[col] = values.astype(np.int64 if col in _INT else np.float64)
+    for col, low, high in _RANGES:
+        outside = ~frame[col].between(low, high)
+        if outside.any():
+            row = int(np.flatnonzero(outside.to_numpy())[0])
+            raise _damaged(path, f"row {row + 2}, column {col!r}: {frame[col].iat[row]} is outside {low}..{high}")
     return frame
+
+
+# The valid range of every coded column (-1: an unknown attribute; bench.groups has the coding).
+_RANGES = (("label", 0, 1), ("score", 0.0, 1.0), ("manipulation", 0, 10**6),
+           *((attribute, -1, n - 1) for attribute, n in N_GROUPS.items()))
+
+
+def _damaged(path: Path, what: str) -> BenchError:
+    return BenchError(f"Predictions file {str(path)!r} is damaged: {what}. Delete this file alone and rerun the "
+                      f"`bench run` command that made it: it predicts this test domain again from the job's saved "
+                      f"model.pt, without retraining.")
+
+
+def _read_record(files: JobFiles) -> dict[str, Any]:
+    """A finished job's config.json; one that is missing or cut short is a `BenchError` saying what to do."""
+    try:
+        record = json.loads(files.config.read_text())
+        job = record.get("job") if isinstance(record, dict) else None
+        ok = isinstance(job, dict) and isinstance(job.get("seed"), int) and all(
+            isinstance(job.get(k), str) for k in ("method", "train"))
+    except (OSError, ValueError) as exc:
+        why = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+    else:
+        if ok:
+            return record
+        why = "does not describe the job (no job method, train domain and seed)"
+    raise BenchError(f"Job {files.folder.name} is marked DONE but its record {str(files.config)!r} {why}. Rerun the "
+                     f"`bench run` command that made it: it predicts the job's test domains again from its model.pt "
+                     f"and rewrites the record (or delete the folder {str(files.folder)!r} to leave the job out).")
 
 
 def _is_locked(lock_path: Path) -> bool:

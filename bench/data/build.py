@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from joblib import Parallel, delayed
 from bench.data.images import Crop, FrameError, image_size, load_frame
 from bench.data.manifest import SPLITS, manifest_hash, validate_manifest
 from bench.data.readers import ReadResult
-from bench.errors import DataError
+from bench.errors import DataError, absent
 from bench.progress import progress_bar
 
 CACHE_LAYOUT_VERSION = 1
@@ -47,9 +48,23 @@ CHUNK = 256  # rows per task: large enough that process overhead vanishes, small
 MIN_PARALLEL = 4096
 
 
+CHECKSUMMED = ("images.npy", "manifest.csv")  # the files meta.json gives a size and CRC-32 of
+
+
 def is_complete(folder: Path) -> bool:
     """Whether ``folder`` holds a finished cache (its writer wrote the marker last)."""
     return (folder / COMPLETE).exists()
+
+
+def file_checksum(path: Path) -> dict[str, Any]:
+    """Size and CRC-32 of a cache file: CRC-32 because zlib computes it at gigabytes per second (several
+    times a cryptographic hash), and a cache is checked every time it is opened, against flipped or lost
+    bytes, not against an adversary."""
+    crc = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 24):
+            crc = zlib.crc32(block, crc)
+    return {"bytes": path.stat().st_size, "crc32": f"{crc:08x}"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ class CacheWriter:
         meta = {"name": self.name, "key": key, "layout": CACHE_LAYOUT_VERSION, "frames": len(manifest),
                 "image_size": self.image_size, "manifest_hash": manifest_hash(manifest),
                 "empty_splits": missing, "notes": self.notes, "skipped": len(self._skipped),
+                "checksums": {name: file_checksum(self.path / name) for name in CHECKSUMMED},
                 "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (self.path / "meta.json").write_text(json.dumps(meta, indent=2))
         (self.path / COMPLETE).write_text("")
@@ -268,9 +284,9 @@ def check_frames_exist(read: ReadResult, *, command: str = "") -> None:
     first = missing[0]
     examples = ", ".join(read.manifest["path"].iat[i] for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
     hint = f"; or run `{command} --skip-bad` to leave them out (listed in the cache)" if command else ""
-    raise DataError(f"{read.origin(first)}: expected an image file, but {root / read.manifest['path'].iat[first]} "
-                    f"does not exist; {len(missing)} of {len(read.manifest)} frames are missing under root "
-                    f"{str(root)!r} ({examples}){hint}.")
+    where = root / read.manifest["path"].iat[first]
+    raise DataError(f"{read.origin(first)}: expected an image file, but {where} {absent(where)}; {len(missing)} "
+                    f"of {len(read.manifest)} frames are missing under root {str(root)!r} ({examples}){hint}.")
 
 
 @dataclass

@@ -25,6 +25,7 @@ from bench.data.description import DatasetDescription
 from bench.data.formats import FORMATS, FileFormat
 from bench.data.manifest import SPLITS
 from bench.data.readers import SIX_GROUP_NOTE, V2_SIX_GROUP_NOTE, ReadResult
+from bench.errors import absent
 from bench.groups import GROUP_NAMES, MERGED_UNDER_SIX
 
 
@@ -84,7 +85,8 @@ def _check_files(report: CheckReport, read: ReadResult, data: DataConfig, crop: 
     manifest = read.manifest
     exists = np.array([(read.root / p).is_file() for p in manifest["path"]], dtype=bool)
     for row in np.flatnonzero(~exists)[:20]:
-        report.errors.append(f"{read.origin(int(row))}: {read.root / manifest['path'].iat[row]} does not exist")
+        where = read.root / manifest["path"].iat[row]
+        report.errors.append(f"{read.origin(int(row))}: {where} {absent(where)}")
     if (~exists).sum() > 20:
         report.errors.append(f"... {int((~exists).sum()) - 20} more missing image file(s)")
     present = np.flatnonzero(exists)

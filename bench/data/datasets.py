@@ -19,7 +19,7 @@ from typing import Any
 from bench.config import DataConfig
 from bench.data.description import DatasetDescription
 from bench.data.formats import FORMATS
-from bench.errors import DataError, UnknownNameError
+from bench.errors import BenchError, DataError, UnknownNameError
 from bench.registry import Registry
 
 __all__ = ["DatasetDescription", "dataset_dirs", "discover", "read_description", "select_datasets"]
@@ -42,15 +42,28 @@ def dataset_dirs(data: DataConfig) -> list[Path]:
     return unique
 
 
-def discover(data: DataConfig) -> dict[str, DatasetDescription]:
+class Descriptions(dict[str, DatasetDescription]):
+    """The readable descriptions by name, and in ``broken`` the message of each that cannot be read: one
+    broken file does not stop runs that do not use it, and naming it gives its message (`select_datasets`)."""
+
+    def __init__(self, items: Iterable[tuple[str, DatasetDescription]] = (), broken: dict[str, str] | None = None):
+        super().__init__(items)
+        self.broken: dict[str, str] = dict(broken or {})
+
+
+def discover(data: DataConfig) -> Descriptions:
     """Every description found, by name (a name found in an earlier folder hides later ones), sorted by
-    their ``order`` key, then name."""
+    their ``order`` key, then name; broken ones are listed apart."""
     found: dict[str, DatasetDescription] = {}
+    broken: dict[str, str] = {}
     for folder in dataset_dirs(data):
         for path in sorted(folder.glob("*.toml")):
-            if path.stem not in found:
-                found[path.stem] = read_description(path)
-    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+            if path.stem not in found and path.stem not in broken:
+                try:
+                    found[path.stem] = read_description(path)
+                except (BenchError, OSError) as exc:
+                    broken[path.stem] = str(exc)
+    return Descriptions(sorted(found.items(), key=lambda item: (item[1].order, item[0])), broken=broken)
 
 
 def read_description(path: Path) -> DatasetDescription:
@@ -96,6 +109,9 @@ def select_datasets(spec: str | Iterable[str], descriptions: dict[str, DatasetDe
                 raise UnknownNameError(f"No dataset belongs to suite(s) {', '.join(sorted(suites))}; "
                                        f"available datasets: {', '.join(descriptions) or '(none)'}.")
         else:
+            broken = getattr(descriptions, "broken", {})
+            if token in broken:
+                raise DataError(f"Dataset {token!r} cannot be used: {broken[token]}")
             names = registry.select(token)
         chosen.update(dict.fromkeys(names))
     return list(chosen)

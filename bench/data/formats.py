@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 import typing
 from pathlib import Path
@@ -58,7 +59,7 @@ from bench.data.readers import (
     read_purdue_legacy,
     read_purdue_v2,
 )
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError, absent
 from bench.registry import Registry
 
 
@@ -140,7 +141,10 @@ class SyntheticFormat(DatasetFormat):
         knobs = desc.options.get("knobs", {})
         if not isinstance(knobs, dict):
             raise DataError(f"{where}: [knobs] must be a table of SyntheticSpec fields.")
-        return dataclasses.replace(spec, **_typed_knobs(knobs, where)) if knobs else spec
+        try:
+            return dataclasses.replace(spec, **_typed_knobs(knobs, where)) if knobs else spec
+        except ConfigError as exc:  # the spec's own check names the profile; the user wrote this file
+            raise DataError(f"{where}: [knobs] {exc}") from None
 
     @staticmethod
     def _seed(desc: DatasetDescription) -> int:
@@ -157,10 +161,34 @@ def _typed_knobs(knobs: dict[str, Any], where: str) -> dict[str, Any]:
     for key, value in knobs.items():
         if key not in fields:
             raise DataError(f"{where}: unknown knob {key!r}; knobs: {', '.join(fields)}.")
+        expected = _knob_type_error(value, hints[key])
+        if expected:
+            raise DataError(f"{where}: knob {key!r} must be {expected}; got {value!r}.")
         # TOML arrays arrive as lists; the frozen spec holds tuples (it is hashed and compared).
-        is_tuple = typing.get_origin(hints[key]) is tuple
-        out[key] = tuple(value) if is_tuple and isinstance(value, list) else value
+        out[key] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def _knob_type_error(value: Any, hint: Any) -> str | None:
+    """What ``value`` should have been for a `SyntheticSpec` field typed ``hint``, or None when it fits."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        inner = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis and isinstance(value, list) else args
+        what = f"a list of {len(args)} {args[0].__name__} values" if args[-1] is not Ellipsis else (
+            f"a list of {args[0].__name__} values")
+        if not isinstance(value, list | tuple) or len(inner) != len(value):
+            return what
+        return what if any(_knob_type_error(v, t) for v, t in zip(value, inner, strict=True)) else None
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else "a finite number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ image files
@@ -184,10 +212,10 @@ class FileFormat(DatasetFormat):
                 return f"environment variable {var} is not set (export {var}=/path/to/the/data)"
         root = self.root(desc)
         if not root.is_dir():
-            return f"the root folder {root} does not exist (root = ... in {desc.source.name})"
+            return f"the root folder {root} {absent(root, folder=True)} (root = ... in {desc.source.name})"
         for path in self.sources(desc):
             if not path.is_file():
-                return f"the annotation file {path} does not exist"
+                return f"the annotation file {path} {absent(path)}"
         return None
 
     def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
