@@ -165,6 +165,8 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JobBusy(f"Job {job_id} is being run by another process; wait for it to finish.") from None
+            for stale in files.folder.rglob(".*.tmp-*"):  # half-written by a killed process: the lock is ours
+                stale.unlink(missing_ok=True)
             try:
                 yield files.folder
             finally:
