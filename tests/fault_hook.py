@@ -79,6 +79,8 @@ def install(point: str, sig: signal.Signals) -> None:
 
 if __name__ == "__main__":
     point, signame, *argv = sys.argv[1:]
+    # Ctrl-C as in a terminal, also when the tests run in a background job (whose SIGINT starts ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install(point, signal.Signals[f"SIG{signame}"])
     from bench.__main__ import main
 
