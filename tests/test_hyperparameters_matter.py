@@ -74,6 +74,14 @@ def two_steps(name: str, **sets: object) -> tuple[list[float], torch.Tensor]:
     return losses, torch.cat([p.detach().flatten() for p in method.parameters()])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_steps():
+    """No results from another session of this process (a mutation tester forks sessions from one process)."""
+    two_steps.cache_clear()
+    yield
+    two_steps.cache_clear()
+
+
 def differs(a: tuple[list[float], torch.Tensor], b: tuple[list[float], torch.Tensor]) -> bool:
     return a[0] != b[0] or a[1].shape != b[1].shape or not torch.equal(a[1], b[1])
 
