@@ -16,3 +16,20 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["BENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.pop("BENCH_DATASETS", None)
     os.environ.pop("BENCH_OUT", None)
+
+
+@pytest.fixture(scope="session")
+def one_job(tmp_path_factory: pytest.TempPathFactory):
+    """The results folder of `helpers.ONE_JOB_ARGS`, run once per session in this process."""
+    import torch
+    from helpers import ONE_JOB_ARGS
+
+    from bench.__main__ import main
+
+    out = tmp_path_factory.mktemp("one_job")
+    threads = torch.get_num_threads()
+    try:
+        assert main([*ONE_JOB_ARGS, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # train.threads=1 set it for this process
+    return out

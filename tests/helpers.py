@@ -27,3 +27,13 @@ def easy_batch(pairs: int = 8, seed: int = 0) -> Batch:
     return Batch(images=images.contiguous(memory_format=torch.channels_last), label=label, group=group,
                  gender=group // 4, race=group % 4, manipulation=manipulation, video=torch.arange(n),
                  rows=np.arange(n))
+
+
+# One small finished job (the baseline on synth-ff, predicting two test domains, two 4-step epochs, one
+# thread so its numbers are reproducible bit for bit): the prediction contract and the kill tests share it.
+ONE_JOB_TESTS = ("synth-ff", "synth-dfd")
+ONE_JOB_STEPS = 4
+ONE_JOB_ARGS = ["run", "--preset", "quick", "--no-progress", "--methods", "xception", "--train", "synth-ff",
+                "--test", ",".join(ONE_JOB_TESTS), "--no-controls", "--set", "train.epochs=2",
+                "--set", f"train.steps_per_epoch={ONE_JOB_STEPS}", "--set", "data.synthetic_scale=0.3",
+                "--set", "train.threads=1"]
