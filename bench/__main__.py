@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(to_toml(_resolved_sections(run)), end="")
         return 0
-    plan = make_plan(run)
+    plan = make_plan(run, jobs_at_once=args.jobs or 1)
     store = Store(args.out)
     if args.dry_run:
         _print_plan(plan, store)
@@ -128,7 +128,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bench.store import Store
 
     run = _run_config(args)
-    plan = make_plan(run)
+    plan = make_plan(run, jobs_at_once=args.jobs or 1)
     store = Store(args.out)
     states = [store.state(j.job_id, list(j.tests)) for j in plan]
     rows = [(j.method, j.train, j.seed, j.role, s, j.job_id) for j, s in zip(plan, states, strict=True)]
@@ -311,9 +311,10 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-controls", action="store_true",
                        help="skip the baseline on the bias-free control domains")
         p.add_argument("--out", type=Path, default=Path(default_out), help="results folder (default: results)")
+        p.add_argument("--jobs", type=_positive_int, default=None,
+                       help="jobs at a time (default: one per GPU when several are visible, else 1); on a CPU "
+                            "it sets each job's share of the cores, which is part of the job's identity")
         if name == "run":
-            p.add_argument("--jobs", type=_positive_int, default=None,
-                           help="jobs at a time (default: one per GPU when several are visible, else 1)")
             p.add_argument("--backend", choices=["loky", "dask"], default="loky",
                            help="loky: processes on this machine; dask: a dask cluster (pip install -e '.[dask]')")
             p.add_argument("--scheduler", metavar="ADDRESS",
