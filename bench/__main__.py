@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler and args.backend != "dask":
         raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
     resolve_device(run.train.device)
-    plan = make_plan(run, descriptions=_descriptions(run))
+    plan = make_plan(run, descriptions=_descriptions(run), jobs_at_once=args.jobs or 1)
     if args.dry_run:
         _print_plan(plan, store)
         return 0
@@ -138,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     run = _run_config(args)
     store = Store(args.out)
     require_folder(args.out, "--out", write=False, inside="runs")
-    plan = make_plan(run, descriptions=_descriptions(run))
+    plan = make_plan(run, descriptions=_descriptions(run), jobs_at_once=args.jobs or 1)
     states = [store.state(j.job_id, list(j.tests)) for j in plan]
     rows = [(j.method, j.train, j.seed, j.role, s, j.job_id) for j, s in zip(plan, states, strict=True)]
     print(tabulate(rows, headers=["method", "train", "seed", "role", "state", "job"]))
@@ -352,9 +352,10 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-controls", action="store_true",
                        help="skip the baseline on the bias-free control domains")
         p.add_argument("--out", type=Path, default=Path(default_out), help="results folder (default: results)")
+        p.add_argument("--jobs", type=_positive_int, default=None,
+                       help="jobs at a time (default: one per GPU when several are visible, else 1); on a CPU "
+                            "it sets each job's share of the cores, which is part of the job's identity")
         if name == "run":
-            p.add_argument("--jobs", type=_positive_int, default=None,
-                           help="jobs at a time (default: one per GPU when several are visible, else 1)")
             p.add_argument("--backend", choices=["loky", "dask"], default="loky",
                            help="loky: processes on this machine; dask: a dask cluster (pip install -e '.[dask]')")
             p.add_argument("--scheduler", metavar="ADDRESS",

@@ -13,7 +13,6 @@ job each.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,13 +53,12 @@ def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None
     if not todo:
         return []
     n_jobs = parallel_jobs(n_jobs, run, len(todo), log)
-    threads = run.train.threads or (max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0)
+    # Each job runs with the CPU threads its identity names (make_plan resolved them).
     if backend == "dask":
-        results = _dask(todo, states=states, run=run, store=store, n_jobs=n_jobs, threads=threads,
-                        scheduler=scheduler, log=log)
+        results = _dask(todo, states=states, run=run, store=store, n_jobs=n_jobs, scheduler=scheduler, log=log)
     else:
         prepare_data(todo, run=run, log=log)  # here, once, so parallel workers never build the same cache
-        results = _loky(todo, run=run, store=store, n_jobs=n_jobs, threads=threads, progress=progress)
+        results = _loky(todo, run=run, store=store, n_jobs=n_jobs, progress=progress)
     collected: list[JobResult] = []
     bar = progress_bar(total=len(todo), desc="jobs", unit="job", show=progress, position=0)
     for result in results:
@@ -90,18 +88,17 @@ def parallel_jobs(n_jobs: int | None, run: RunConfig, todo: int, log: Any = prin
     return max(1, min(n_jobs, todo))
 
 
-def _loky(todo: list[Job], *, run: RunConfig, store: Store, n_jobs: int, threads: int,
-          progress: bool) -> Iterator[JobResult]:
+def _loky(todo: list[Job], *, run: RunConfig, store: Store, n_jobs: int, progress: bool) -> Iterator[JobResult]:
     if n_jobs == 1:
         for job in todo:
-            yield run_job(job, run=run, out=store.root, threads=threads, progress=progress)
+            yield run_job(job, run=run, out=store.root, progress=progress)
         return
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(run_job)(job, run=run, out=store.root, threads=threads, progress=False)
+    yield from parallel(delayed(run_job)(job, run=run, out=store.root, progress=False)
                         for job in todo)
 
 
-def _dask(todo: list[Job], *, states: dict[str, Any], run: RunConfig, store: Store, n_jobs: int, threads: int,
+def _dask(todo: list[Job], *, states: dict[str, Any], run: RunConfig, store: Store, n_jobs: int,
           scheduler: str | None, log: Any) -> Iterator[JobResult]:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -126,7 +123,7 @@ def _dask(todo: list[Job], *, states: dict[str, Any], run: RunConfig, store: Sto
         for job in todo:
             state, tests = states[job.job_id].state, list(states[job.job_id].tests)
             future = client.submit(remote_job, job, run=run, state=state, tests=tests,
-                                   inputs=remote_inputs(job, store, state), threads=threads,
+                                   inputs=remote_inputs(job, store, state),
                                    key=f"bench-{job.job_id}-{time.time_ns()}", pure=False, resources=resources)
             futures[future] = (job, state)
         for future in as_completed(futures):

@@ -8,6 +8,15 @@ the same language and every mistake is reported against the key the user wrote.
 Sections: ``data``, ``train``, ``plan`` (what runs), ``method`` (shared by every method: backbone,
 optimiser) and one section per method name for that method's own hyper-parameters. Method sections are
 checked against the method classes by `resolve_method_config`, which keeps this module free of torch.
+
+A job's identity (the hash in its folder name, `bench.jobs`) holds every setting marked ``identity``
+(the default), and the execution settings that change the numbers, resolved to what the job will use
+(`bench.device.compute_identity`): the device type, the precision (``auto`` means bf16 on CUDA, fp32 on
+the CPU), ``train.channels_last`` and, on the CPU, the thread count (``train.threads``, or the job's share
+of the cores). Their raw fields are marked ``identity=False`` here because ``auto`` and 0 mean different
+things on different machines; the resolved values are what the hash holds. Settings that change only how
+a job runs (where the cache lives, the prediction batch size, logging, checkpoints) stay out, so changing
+them finds the finished job.
 """
 
 from __future__ import annotations
@@ -73,7 +82,9 @@ class TrainConfig:
     device: str = setting("auto", identity=False, help="auto (CUDA when present), cpu, cuda, cuda:N")
     precision: str = setting("auto", choices=("auto", "bf16", "fp32"), identity=False,
                             help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    channels_last: bool = setting(True, identity=False)
+    # device, precision, channels_last and threads change the numbers: their resolved values are in the
+    # job's identity (bench.device.compute_identity), not the raw ones.
+    channels_last: bool = setting(True, identity=False, help="channels-last memory format for images and models")
     threads: int = setting(0, minimum=0, identity=False, help="CPU threads per job; 0: share the cores")
     eval_batch_size: int = setting(256, minimum=1, identity=False)
     log_every: int = setting(25, minimum=1, identity=False, help="steps between progress-bar loss updates")

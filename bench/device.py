@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,34 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def cpu_threads(threads: int, *, jobs_at_once: int = 1) -> int:
+    """The CPU threads a job uses: ``train.threads`` when set, else its share of the cores when several jobs
+    run at once, else torch's default for this process (all cores, or OMP_NUM_THREADS)."""
+    if threads:
+        return threads
+    if jobs_at_once > 1:
+        return max(1, (os.cpu_count() or 1) // jobs_at_once)
+    return torch.get_num_threads()
+
+
+def compute_identity(*, device: str, precision: str, channels_last: bool, threads: int,
+                     jobs_at_once: int = 1) -> dict[str, Any]:
+    """The execution settings that change a job's numbers, resolved to the values the job will use: the
+    device type (a CPU and a GPU round differently), the precision (``auto`` is bf16 on CUDA, fp32 on the
+    CPU), the memory format (channels-last convolutions sum in another order) and, on the CPU, the thread
+    count (threads split the sums of a convolution differently). The GPU's model and the CUDA version are
+    not in it: they are recorded with each job, not part of its name."""
+    resolved = resolve_device(device)
+    identity: dict[str, Any] = {
+        "device": resolved.type,
+        "precision": "bf16" if amp_dtype(precision, resolved) is torch.bfloat16 else "fp32",
+        "channels_last": channels_last,
+    }
+    if resolved.type == "cpu":
+        identity["threads"] = cpu_threads(threads, jobs_at_once=jobs_at_once)
+    return identity
 
 
 def describe(device: torch.device) -> str:

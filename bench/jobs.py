@@ -2,7 +2,9 @@
 
 A job trains one method on one domain with one seed and predicts every test domain. Its identity is
 the method, its resolved config, the training domain's data (the cache key: description and image
-size, which determine the manifest), the seed and the result-changing training settings. A short hash
+size, which determine the manifest), the seed, the result-changing training settings and the execution
+settings that change the numbers, resolved to what the job will use (`compute_identity`: device type,
+precision, channels-last, and the CPU thread count; a job runs with the threads its identity names). A short hash
 of it names the job's folder, so the same command run again finds and skips finished work, and a
 changed setting never overwrites old results. Test domains are not part of the identity: asking a
 finished job for a new test domain predicts it with the saved weights, without retraining.
@@ -33,7 +35,7 @@ from bench.config import MethodConfig, RunConfig, check_sections, identity_dict,
 from bench.data.cache import FrameCache, cache_path, ensure_cache
 from bench.data.datasets import DatasetDescription, discover, select_datasets
 from bench.data.loader import DeviceLoader
-from bench.device import Runtime, claim_device, describe, resolve_device
+from bench.device import Runtime, claim_device, compute_identity, describe, resolve_device
 from bench.errors import BenchError, TrainingDiverged, UnknownNameError
 from bench.freshness import CurrentData, stale_reason
 from bench.method import METHODS
@@ -68,6 +70,7 @@ class Job:
     job_id: str
     role: str = "main"  # "control": the baseline on a bias-free twin of a training domain
     control_for: str | None = None  # for a control: the training domain it is the twin of
+    threads: int = 0  # CPU threads the job runs with (part of its identity); 0 on a GPU: torch's default
 
     @property
     def label(self) -> str:
@@ -118,10 +121,17 @@ class JobResult:
     user_error: bool = False  # failed on a `BenchError`: the user's input, not the job, must change
 
 
-def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | None = None) -> list[Job]:
-    """Every job of ``run.plan``, in a stable order (method, train domain, seed), controls last."""
+def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | None = None,
+              jobs_at_once: int = 1) -> list[Job]:
+    """Every job of ``run.plan``, in a stable order (method, train domain, seed), controls last.
+
+    ``jobs_at_once``: how many jobs will run at a time on this machine's CPU, which sets each job's share
+    of the cores when ``train.threads`` is 0 (and so its identity)."""
     descriptions = descriptions if descriptions is not None else discover(run.data)
     check_sections(run, METHODS)  # a [section] or --set of neither a section nor a method
+    compute = compute_identity(device=run.train.device, precision=run.train.precision,
+                               channels_last=run.train.channels_last, threads=run.train.threads,
+                               jobs_at_once=jobs_at_once)
     methods = METHODS.select(run.plan.methods)
     for method in methods:  # an unknown backbone or a missing weights file: before any work, not in every job
         config = resolve_method_config(METHODS.get(method).Config, run, method)
@@ -131,7 +141,7 @@ def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | N
     if not run.plan.seeds:
         raise BenchError("No seeds to run; give at least one with --seeds (e.g. --seeds 0,1,2).")
     test_data = [descriptions[t] for t in tests]
-    plan = [_job(run, method, descriptions[train], seed, test_data)
+    plan = [_job(run, method, descriptions[train], seed, test_data, compute=compute)
             for method in methods for train in trains for seed in run.plan.seeds]
     if run.plan.controls:
         if run.plan.baseline not in METHODS:
@@ -140,12 +150,12 @@ def make_plan(run: RunConfig, *, descriptions: dict[str, DatasetDescription] | N
         for train in trains:
             for control in (d for d in descriptions.values() if d.control_for == train):
                 plan += [_job(run, run.plan.baseline, control, seed, [control, *test_data], role="control",
-                              control_for=train) for seed in run.plan.seeds]
+                              control_for=train, compute=compute) for seed in run.plan.seeds]
     return plan
 
 
 def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, tests: list[DatasetDescription], *,
-         role: str = "main", control_for: str | None = None) -> Job:
+         compute: dict[str, Any], role: str = "main", control_for: str | None = None) -> Job:
     config = resolve_method_config(METHODS.get(method).Config, run, method)
     identity = {
         "method": method,
@@ -153,15 +163,17 @@ def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, test
         "train_data": cache_path(train, run.data)[0].name,
         "seed": seed,
         "train_config": identity_dict(run.train),
+        "compute": compute,
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return Job(method=method, train=train.name, seed=seed, tests=tuple(dict.fromkeys(d.name for d in tests)),
                method_config=config, identity=identity, datasets={d.name: d for d in (train, *tests)},
-               job_id=f"{method}__{train.name}__s{seed}__{digest}", role=role, control_for=control_for)
+               job_id=f"{method}__{train.name}__s{seed}__{digest}", role=role, control_for=control_for,
+               threads=compute.get("threads", 0))
 
 
 # ------------------------------------------------------------------------------------------ one job
-def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: bool = True) -> JobResult:
+def run_job(job: Job, *, run: RunConfig, out: Path, progress: bool = True) -> JobResult:
     """Run one job in its folder of the results store: train if needed (resuming from the last finished
     epoch), predict the missing test domains, mark it done.
 
@@ -176,7 +188,7 @@ def run_job(job: Job, *, run: RunConfig, out: Path, threads: int = 0, progress: 
             if todo.state == "done":
                 return JobResult(job, "done", message="already finished")
             summary, notes = _work(job, run=run, files=store.job_files(job.job_id), state=todo.state,
-                                   tests=list(todo.tests), threads=threads, progress=progress)
+                                   tests=list(todo.tests), progress=progress)
             store.mark_done(job.job_id)
         return JobResult(job, "predicted" if todo.state == "predict" and "retrained" not in summary else "done",
                          seconds=time.perf_counter() - t0, summary=summary, message="; ".join([*todo.notes, *notes]))
@@ -199,8 +211,7 @@ class JobOutput:
     seconds: float
 
 
-def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs: dict[str, bytes],
-               threads: int = 0) -> JobOutput:
+def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs: dict[str, bytes]) -> JobOutput:
     """Run one job in a temporary folder of this worker and return its files; nothing touches the client's
     disk. ``inputs`` are files the job needs from the store (a finished job's model and config when only
     new test domains are to be predicted). A worker that dies takes only its temporary folder with it."""
@@ -209,8 +220,7 @@ def remote_job(job: Job, *, run: RunConfig, state: str, tests: list[str], inputs
         folder = Path(tmp)
         for name, data in inputs.items():
             (folder / name).write_bytes(data)
-        summary, _ = _work(job, run=run, files=JobFiles(folder), state=state, tests=tests, threads=threads,
-                           progress=False)
+        summary, _ = _work(job, run=run, files=JobFiles(folder), state=state, tests=tests, progress=False)
         written = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
                    if p.is_file() and not p.name.startswith(".")}
     return JobOutput(files=written, summary=summary, seconds=time.perf_counter() - t0)
@@ -239,12 +249,12 @@ def remote_inputs(job: Job, store: Store, state: str) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def _work(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str], threads: int,
+def _work(job: Job, *, run: RunConfig, files: JobFiles, state: str, tests: list[str],
           progress: bool) -> tuple[dict, list[str]]:
     """Train (or load) the job's method in its folder and write the predictions of ``tests`` there (and of
     any test domain whose file the record does not vouch for); returns the training summary and notes."""
-    if threads:
-        torch.set_num_threads(threads)
+    if job.threads:
+        torch.set_num_threads(job.threads)
     files.folder.mkdir(parents=True, exist_ok=True)
     files.error.unlink(missing_ok=True)
     with claim_device(resolve_device(run.train.device)) as device:

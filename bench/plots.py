@@ -18,6 +18,7 @@ never pays for matplotlib.
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -75,9 +76,11 @@ def _style() -> Any:
     return stack
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: plt.Figure, path: Path, *, tight: bool = False) -> Path:
+    """Write ``fig`` as PNG. Figures drawn with the constrained layout already fit their canvas; ``tight``
+    (a second layout pass over every artist) is for those whose text reaches outside their axes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -219,16 +222,26 @@ def group_rate_bars(rates: pd.DataFrame, folder: Path) -> list[Path]:
 
 # ============================================================================================ ROC
 def roc_points(y_true: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(FPR, TPR) at every distinct score as the threshold, from (0, 0) to (1, 1)."""
+    """(FPR, TPR) of the ROC curve from (0, 0) to (1, 1): its corners, i.e. the points at the distinct
+    scores as thresholds where the curve changes direction. A point on a straight run between its
+    neighbours (a run of reals or of fakes between two thresholds) draws nothing and is left out, so
+    the curve drawn is exactly the one through every threshold, with a fraction of the points."""
     y = np.asarray(y_true)
     s = np.asarray(score, dtype=float)
     order = np.argsort(-s, kind="stable")
     y, s = y[order], s[order]
     last = np.append(np.flatnonzero(s[1:] != s[:-1]), s.shape[0] - 1)
-    tp = np.cumsum(y == 1)[last]
-    fp = np.cumsum(y == 0)[last]
+    tp = np.concatenate([[0], np.cumsum(y == 1)[last]])
+    fp = np.concatenate([[0], np.cumsum(y == 0)[last]])
+    dtp, dfp = np.diff(tp), np.diff(fp)
+    straight = dfp[:-1] * dtp[1:] == dtp[:-1] * dfp[1:]  # integer counts: exact collinearity
+    keep = np.concatenate([[True], ~straight, [True]])
+    tp, fp = tp[keep], fp[keep]
     n_fake, n_real = max(tp[-1], 1), max(fp[-1], 1)
-    return np.concatenate([[0.0], fp / n_real]), np.concatenate([[0.0], tp / n_fake])
+    return fp / n_real, tp / n_fake
+
+
+ROC_TICKS = (0.0, 0.5, 1.0)
 
 
 @figure("roc", needs=("files",),
@@ -249,6 +262,9 @@ def group_roc(files: Sequence[Any], folder: Path) -> list[Path]:
         with _style():
             fig, axes = plt.subplots(len(trains), len(tests), figsize=(2.7 * len(tests) + 1.0, 2.6 * len(trains)),
                                      squeeze=False, sharex=True, sharey=True, layout="constrained")
+            # Three fixed ticks, shared by every panel: a tick locator per panel was most of the figure's time.
+            axes[0][0].set_xticks(ROC_TICKS, [f"{t:g}" for t in ROC_TICKS])
+            axes[0][0].set_yticks(ROC_TICKS, [f"{t:g}" for t in ROC_TICKS])
             for i, train in enumerate(trains):
                 for j, test in enumerate(tests):
                     ax = axes[i][j]
@@ -313,7 +329,7 @@ def cd_diagram(mean_ranks: pd.Series, cd: float, *, title: str, path: Path, note
         ax.set_title(title, fontsize=10)
         if note:
             ax.text((lo + hi) / 2, -0.3 * k - 0.7, note, ha="center", va="bottom", fontsize=8, color="0.3")
-        return _save(fig, path)
+        return _save(fig, path, tight=True)
 
 
 def _cliques(sorted_ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
@@ -358,17 +374,76 @@ def cd_diagrams(friedman: pd.DataFrame, board: pd.DataFrame, folder: Path,
 
 
 # ============================================================================================ all
-def make_figures(inputs: Mapping[str, Any], *, folder: Path) -> dict[str, list[Path]]:
+def make_figures(inputs: Mapping[str, Any], *, folder: Path, early: Early | None = None) -> dict[str, list[Path]]:
     """Every registered figure into ``folder``, each drawn from the report ``inputs`` it names (tables by
-    name, ``board``, ``files``); returns the paths by figure kind, kinds that drew nothing left out."""
+    name, ``board``, ``files``); returns the paths by figure kind, kinds that drew nothing left out.
+    Kinds that ``early`` is drawing already (`start_early_figures`) are collected from it, not drawn again."""
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {}
+    drawn = {}
     for entry in FIGURES.entries():
+        if early is not None and entry.name in early.kinds:
+            continue
         missing = [n for n in entry.meta["needs"] if n not in inputs]
         if missing:
             raise BenchError(f"Figure {entry.name!r} needs {', '.join(missing)}, which the report does not "
                              f"compute; it has: {', '.join(sorted(inputs))}.")
-        paths = entry.obj(*(inputs[n] for n in entry.meta["needs"]), folder)
-        if paths:
-            figures[entry.name] = paths
-    return figures
+        drawn[entry.name] = _draw(entry.name, inputs, folder)
+    if early is not None:
+        drawn |= early.collect()
+    return {name: drawn[name] for name in FIGURES.names() if drawn.get(name)}  # registration order
+
+
+def _draw(kind: str, inputs: Mapping[str, Any], folder: Path) -> list[Path]:
+    entry = FIGURES.entry(kind)
+    return entry.obj(*(inputs[n] for n in entry.meta["needs"]), folder)
+
+
+class Early:
+    """Figure kinds being drawn in a forked process while the report computes its tables.
+
+    The ROC grids need only the prediction files and are most of the figures' time, so on a machine with
+    two cores or more they are drawn next to the statistics instead of after them. The child writes its
+    PNGs and sends back their paths; when it fails or cannot start, `collect` draws the kinds here.
+    """
+
+    def __init__(self, inputs: Mapping[str, Any], *, folder: Path, kinds: Sequence[str]) -> None:
+        import multiprocessing
+
+        self.inputs, self.folder, self.kinds = inputs, folder, tuple(kinds)
+        self._process = self._pipe = None
+        if not self.kinds or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+        self._process = multiprocessing.get_context("fork").Process(target=self._child, args=(send,), daemon=True)
+        self._process.start()
+        send.close()
+        self._pipe = receive
+
+    def _child(self, send: Any) -> None:
+        try:
+            send.send({kind: _draw(kind, self.inputs, self.folder) for kind in self.kinds})
+        except BaseException:  # anything: the parent draws the kinds itself
+            send.send(None)
+        finally:
+            send.close()
+
+    def collect(self) -> dict[str, list[Path]]:
+        """The paths drawn by kind; waits for the child, or draws here what it did not deliver."""
+        result = None
+        if self._process is not None:
+            try:
+                result = self._pipe.recv()
+            except EOFError:  # the child died
+                result = None
+            self._pipe.close()
+            self._process.join()
+        if result is None:
+            result = {kind: _draw(kind, self.inputs, self.folder) for kind in self.kinds}
+        return result
+
+
+def start_early_figures(inputs: Mapping[str, Any], *, folder: Path) -> Early:
+    """Start drawing, in the background, every figure kind whose inputs are all in ``inputs`` already."""
+    kinds = [e.name for e in FIGURES.entries() if all(n in inputs for n in e.meta["needs"])]
+    return Early(inputs, folder=folder, kinds=kinds)

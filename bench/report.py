@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -80,6 +81,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     files, fits, warnings = _postprocessed(files, settings)
     runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
     destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
+    early = _early_figures(files, destination.figures) if settings.plots else None
     tidy = tidy_metrics(files, settings)
     baseline, baseline_warnings = _baseline(tidy, settings.baseline)
     warnings += baseline_warnings
@@ -99,7 +101,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     destination.tables.mkdir(parents=True, exist_ok=True)
     for table in rendered.values():
         render.write_table(table, destination.tables, settings.formats)
-    figures = _figures(frames, board, files, destination.figures) if settings.plots else []
+    figures = _figures(frames, board, files, destination.figures, early) if settings.plots else []
     report = Report(settings=settings, tables=frames, leaderboard_long=board,
                     figures={f.name: f.paths for f in figures}, warnings=warnings,
                     path=destination.root / "report.md", seconds=0.0, test_sets=test_sets, resampled=resampled,
@@ -196,12 +198,20 @@ def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, files: list[Pred
     return frames
 
 
-def _figures(frames: dict[str, pd.DataFrame], board: pd.DataFrame, files: list[PredictionFile],
-             folder: Path) -> list[render.FigureSection]:
-    """Every registered figure, each with its caption (matplotlib is imported only here)."""
+def _early_figures(files: list[PredictionFile], folder: Path) -> Any:
+    """Start the figures that need only the prediction files (the ROC grids), drawn in the background
+    while the tables are computed (matplotlib is imported only for figures)."""
     from bench import plots
 
-    drawn = plots.make_figures({**frames, "board": board, "files": files}, folder=folder)
+    return plots.start_early_figures({"files": files}, folder=folder)
+
+
+def _figures(frames: dict[str, pd.DataFrame], board: pd.DataFrame, files: list[PredictionFile],
+             folder: Path, early: Any = None) -> list[render.FigureSection]:
+    """Every registered figure, each with its caption; those ``early`` started are collected from it."""
+    from bench import plots
+
+    drawn = plots.make_figures({**frames, "board": board, "files": files}, folder=folder, early=early)
     return [render.FigureSection(name, plots.caption(name), paths) for name, paths in drawn.items()]
 
 

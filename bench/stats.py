@@ -246,9 +246,10 @@ def _t_interval(d: np.ndarray, alpha: float) -> tuple[float, float]:
 def wilcoxon_test(differences: Any, *, alpha: float = 0.05) -> TestResult:
     """Wilcoxon signed-rank test of "no difference" over paired values (e.g. train -> test pairs).
 
-    p is scipy's two-sided ``wilcoxon`` (zeros dropped, exact distribution for small samples without
-    ties, normal approximation otherwise). The estimate is the Hodges-Lehmann estimator (median of the
-    Walsh averages (d_i + d_j) / 2, i <= j) and the interval its exact distribution-free companion:
+    p is two-sided with zeros dropped: exact (scipy's distribution without ties, every sign pattern of the
+    mid-ranks with ties) up to 50 values without ties or 16 with them, the normal approximation beyond.
+    The estimate is the Hodges-Lehmann estimator (median of the Walsh averages (d_i + d_j) / 2, i <= j)
+    and the interval its exact distribution-free companion:
     the k-th smallest and largest Walsh averages, k - 1 the largest count with P(W+ <= k - 1) <= alpha / 2
     under H0; infinite when no such k exists (fewer than 6 pairs at alpha = 0.05). NaNs are dropped;
     all-zero differences give p = 1.
@@ -264,13 +265,32 @@ def wilcoxon_test(differences: Any, *, alpha: float = 0.05) -> TestResult:
     nonzero = d[d != 0]
     if nonzero.size == 0:
         return TestResult(estimate, estimate, estimate, 1.0, n, True)
-    exact = nonzero.size <= 50 and np.unique(np.abs(nonzero)).size == nonzero.size
-    # explicit: scipy's "auto" answers tied samples of up to 13 values with a permutation test (seconds each)
-    result = sps.wilcoxon(nonzero, method="exact" if exact else "asymptotic")
+    tied = np.unique(np.abs(nonzero)).size < nonzero.size
+    exact = nonzero.size <= (_MAX_ENUMERATED if tied else 50)
+    if tied and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
+        pvalue = _tied_signed_rank_p(nonzero)
+    else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
+        pvalue = float(sps.wilcoxon(nonzero, method="exact" if exact else "asymptotic").pvalue)
     cdf = np.cumsum(_signed_rank_null(n)) / 2.0**n
     k = int(np.searchsorted(cdf, alpha / 2.0, side="right"))  # P(W+ <= k - 1) <= alpha / 2 < P(W+ <= k)
     low, high = (walsh[k - 1], walsh[-k]) if k >= 1 else (-math.inf, math.inf)
-    return TestResult(estimate, float(low), float(high), float(result.pvalue), n, exact)
+    return TestResult(estimate, float(low), float(high), pvalue, n, exact)
+
+
+_MAX_ENUMERATED = 16  # 2^16 sign patterns: milliseconds
+
+
+def _tied_signed_rank_p(nonzero: np.ndarray) -> float:
+    """Exact two-sided p of the signed-rank statistic with tied |d| (mid-ranks): every sign pattern of the
+    ranks enumerated, p = min(1, 2 min(P(W+ <= w), P(W+ >= w))), as scipy's permutation method gives."""
+    ranks = sps.rankdata(np.abs(nonzero))
+    observed = ranks[nonzero > 0].sum()
+    n = ranks.size
+    signs = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1
+    null = signs @ ranks
+    tolerance = 1e-9 * ranks.sum()
+    lower, upper = np.mean(null <= observed + tolerance), np.mean(null >= observed - tolerance)
+    return float(min(1.0, 2.0 * min(lower, upper)))
 
 
 def _signed_rank_null(n: int) -> np.ndarray:

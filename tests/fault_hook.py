@@ -6,7 +6,7 @@ process sends itself SIGNAL (KILL or INT) at POINT, chosen deterministically ins
 - ``step:N``        after the N-th optimisation step of the job (counted over epochs; mid-epoch when N is not
                     a multiple of the steps per epoch)
 - ``model``         right after model.pt is in place
-- ``prediction:N``  right after the N-th predictions file is in place
+- ``prediction:N``  right after the N-th test domain's predictions file is in place
 - ``done``          while DONE is being written: its temporary file is written and synced, not yet renamed
 
 The hook wraps public seams only (the Method hook, the atomic writer, os.fsync); it changes no behaviour
@@ -59,6 +59,8 @@ def install(point: str, sig: signal.Signals) -> None:
 
         def write_predictions(path, frame):  # type: ignore[no-untyped-def]
             original_predictions(path, frame)
+            if Path(path).parent.name != "predictions":  # the validation split's file is not a test domain's
+                return
             written["n"] += 1
             if written["n"] == int(count):
                 _fire(sig)

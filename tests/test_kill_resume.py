@@ -44,7 +44,8 @@ def finished_files(folder: Path) -> dict[str, object]:
     log = pd.read_csv(folder / "log.csv").drop(columns=TIMING)
     weights = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     predictions = {d: (folder / "predictions" / f"{d}.csv.gz").read_bytes() for d in TESTS}
-    return {"log": log, "weights": weights, "predictions": predictions}
+    return {"log": log, "weights": weights, "predictions": predictions,
+            "validation": (folder / "validation.csv.gz").read_bytes()}
 
 
 def assert_whole(folder: Path) -> None:
@@ -89,3 +90,4 @@ def test_killed_at_every_point_and_rerun_equals_a_clean_run(tmp_path: Path, clea
     assert resumed["weights"].keys() == clean["weights"].keys()
     assert all(torch.equal(resumed["weights"][k], v) for k, v in clean["weights"].items())
     assert resumed["predictions"] == clean["predictions"]
+    assert resumed["validation"] == clean["validation"]

@@ -78,6 +78,32 @@ def test_roc_points_by_hand() -> None:
     assert list(zip(fpr, tpr, strict=True)) == [(0.0, 0.0), (0.0, 0.5), (1.0, 1.0)]
 
 
+def test_roc_corners_draw_the_curve_through_every_threshold() -> None:
+    """Only corners are kept, and every point of scikit-learn's full curve (one per distinct score) lies
+    on the polyline through them, in order: the drawn curve is the same."""
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    score = np.round(rng.normal(y, 1.0), 1)  # ties, and long runs of one class
+    fpr, tpr = P.roc_points(y, score)
+    full_fpr, full_tpr, _ = roc_curve(y, score, drop_intermediate=False)
+    assert len(fpr) < 0.8 * len(full_fpr)
+    corners = list(zip(fpr, tpr, strict=True))
+    segment = 0
+    for point in zip(full_fpr, full_tpr, strict=True):
+        while not _on_segment(point, corners[segment], corners[segment + 1]):
+            segment += 1  # fails with an IndexError when a point is off the polyline
+    assert set(corners) <= set(zip(full_fpr, full_tpr, strict=True))
+
+
+def _on_segment(p: tuple, a: tuple, b: tuple) -> bool:
+    cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+    inside = min(a[0], b[0]) - 1e-12 <= p[0] <= max(a[0], b[0]) + 1e-12 and \
+        min(a[1], b[1]) - 1e-12 <= p[1] <= max(a[1], b[1]) + 1e-12
+    return abs(cross) < 1e-12 and inside
+
+
 def test_cd_cliques_by_hand() -> None:
     # mean ranks 1.0, 1.5, 2.6, 3.0 with CD 1.2: {1.0, 1.5} and {1.5, 2.6} and {2.6, 3.0} are within CD
     assert P._cliques(np.array([1.0, 1.5, 2.6, 3.0]), 1.2) == [(0, 1), (1, 2), (2, 3)]

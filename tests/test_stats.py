@@ -372,10 +372,18 @@ def test_signed_rank_null_equals_enumeration() -> None:
     assert S._signed_rank_null(n) == pytest.approx(np.bincount(sums, minlength=n * (n + 1) // 2 + 1))
 
 
-def test_wilcoxon_with_ties_uses_the_normal_approximation() -> None:
-    """Tied differences: scipy's normal approximation, as documented (not its slow permutation test)."""
+def test_wilcoxon_with_ties_is_exact_by_enumeration() -> None:
+    """Tied differences: every sign pattern of the mid-ranks, as scipy's permutation method (not the normal
+    approximation, which claims p = 0.20 for four tied pairs whose exact p is 0.375)."""
     d = np.array([1.0, 1.0, 2.0, -0.5, 3.0, 2.0, 1.5, 0.5])
-    assert S.wilcoxon_test(d).p == pytest.approx(sps.wilcoxon(d, method="asymptotic").pvalue)
+    ranks = sps.rankdata(np.abs(d))
+    observed = ranks[d > 0].sum()
+    null = np.array([(s * ranks).sum() for s in itertools.product([0, 1], repeat=d.size)])
+    brute = min(1.0, 2 * min(np.mean(null <= observed), np.mean(null >= observed)))
+    assert S.wilcoxon_test(d).p == pytest.approx(brute)
+    assert S.wilcoxon_test(d).p == pytest.approx(sps.wilcoxon(d, method=sps.PermutationMethod()).pvalue)
+    four = np.array([2.0, 2.0, 1.0, 3.0])  # all positive, two tied: 2 x 1/16
+    assert S.wilcoxon_test(four).p == pytest.approx(0.125)
 
 
 def test_floors_are_the_smallest_p_values_by_enumeration() -> None:
