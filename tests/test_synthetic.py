@@ -161,8 +161,8 @@ def test_fakes_are_made_from_real_videos_of_their_target(ff32):
 # --- profiles, sizes and scale -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PROFILES))
-@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize(("name", "size"), [(name, 32) for name in sorted(PROFILES)]
+                         + [(name, 64) for name in sorted(PROFILES) if not name.endswith("-shortcut")])
 def test_every_profile_generates(name, size):
     manifest, images = generate(PROFILES[name], image_size=size, seed=0, scale=0.05, test_scale=0.1)
     assert images.shape == (len(manifest), size, size, 3)
@@ -235,7 +235,7 @@ def test_without_bias_equalises_mix_fake_rate_and_visibility():
     assert len(set(control.fake_rate)) == 1 and len(set(control.artifact_visibility)) == 1
     assert control.group_label_noise == 0.0 and control.name != PROFILES["ff"].name
     assert without_bias(control) == control
-    manifest, _ = generate(control, image_size=16, seed=0, scale=0.5, test_scale=0.3)
+    manifest, _ = generate(control, image_size=16, seed=0, scale=0.5, test_scale=0.2)
     for _, split in manifest.groupby("split"):
         identities = split.drop_duplicates("identity").true_intersection.value_counts()
         assert len(identities) == 8 and identities.max() - identities.min() <= 1
