@@ -74,7 +74,8 @@ def test_shipped_descriptions_and_selection() -> None:
                                                                       "synth-dfdc"]
     assert select_datasets("synth-d*", found, all_means=["synthetic"]) == ["synth-dfd", "synth-dfdc",
                                                                           "synth-dfd-shortcut", "synth-dfdc-shortcut"]
-    assert select_datasets("control", found, all_means=["synthetic"]) == ["synth-ff-nobias"]
+    assert select_datasets("control", found, all_means=["synthetic"]) == ["synth-ff-nobias",
+                                                                          "synth-ff-shortcut-nobias"]
     with pytest.raises(UnknownNameError, match=re.escape("Unknown dataset 'synth-fff'. Did you mean 'synth-ff'")):
         select_datasets("synth-fff", found, all_means=["synthetic"])
 
