@@ -60,6 +60,8 @@ class DataConfig:
 
     image_size: int = setting(256, minimum=16, help="side of the square face crops, in pixels")
     synthetic_scale: float = setting(1.0, minimum=0.01, help="multiplies the synthetic domains' identity counts")
+    synthetic_test_scale: float = setting(1.0, minimum=0.01,
+                                          help="multiplies the synthetic test splits' identity counts once more")
     suite: str = setting("synthetic", help="which datasets `--train all` means (a `suite` of datasets/*.toml)")
     cache_dir: str = setting("", identity=False,
                             help="frame cache folder; empty: $BENCH_CACHE or ~/.cache/fairness-bench")
@@ -143,24 +145,27 @@ Layer = dict[str, dict[str, Any]]
 _SYNTHETIC_OPTIMISER = {"backbone": "bench-small", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
                         "lr_step_epochs": 1000}
 
+_DEFAULT: Layer = {
+    "data": {"image_size": 32},
+    "train": {"epochs": 6, "batch_size": 32},
+    "method": _SYNTHETIC_OPTIMISER,
+}
 # A preset is one more layer over the defaults. `paper` is the defaults themselves (METHODS.md).
 PRESETS: dict[str, Layer] = {
-    "quick": {
-        "data": {"image_size": 32, "synthetic_scale": 0.3},
+    "quick": {  # test splits at 3% of their size: about as large as the training splits at 30%
+        "data": {"image_size": 32, "synthetic_scale": 0.3, "synthetic_test_scale": 0.1},
         "train": {"epochs": 3, "batch_size": 32},
         "method": _SYNTHETIC_OPTIMISER,
     },
-    "default": {
-        "data": {"image_size": 32},
-        "train": {"epochs": 6, "batch_size": 32},
-        "method": _SYNTHETIC_OPTIMISER,
-    },
+    "default": _DEFAULT,
     "paper": {},
+    "study": {**_DEFAULT, "plan": {"seeds": [0, 1, 2]}},  # the default benchmark over three seeds
 }
 PRESET_HELP = {
-    "quick": "smoke tests: synthetic domains at 30% size, 3 epochs, seconds per job",
+    "quick": "smoke tests: synthetic training splits at 30% size, test splits at 3%, 3 epochs, seconds per job",
     "default": "the synthetic benchmark at 32 px with a small CNN: minutes for the whole grid on a CPU",
     "paper": "the published recipe: Xception at 256 px, 100 epochs, SGD 5e-4 (needs a GPU)",
+    "study": "the default benchmark with seeds 0-2: the numbers to quote, with seed variance",
 }
 
 

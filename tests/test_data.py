@@ -72,8 +72,10 @@ def test_shipped_descriptions_and_selection() -> None:
     assert found["synth-ff-nobias"].control_for == "synth-ff"
     assert select_datasets("all", found, all_means=["synthetic"]) == ["synth-ff", "synth-celebdf", "synth-dfd",
                                                                       "synth-dfdc"]
-    assert select_datasets("synth-d*", found, all_means=["synthetic"]) == ["synth-dfd", "synth-dfdc"]
-    assert select_datasets("control", found, all_means=["synthetic"]) == ["synth-ff-nobias"]
+    assert select_datasets("synth-d*", found, all_means=["synthetic"]) == ["synth-dfd", "synth-dfdc",
+                                                                          "synth-dfd-shortcut", "synth-dfdc-shortcut"]
+    assert select_datasets("control", found, all_means=["synthetic"]) == ["synth-ff-nobias",
+                                                                          "synth-ff-shortcut-nobias"]
     with pytest.raises(UnknownNameError, match=re.escape("Unknown dataset 'synth-fff'. Did you mean 'synth-ff'")):
         select_datasets("synth-fff", found, all_means=["synthetic"])
 
@@ -87,7 +89,8 @@ def test_bad_descriptions(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError, match="Unknown dataset format 'jpegs'"):
         read_description(tmp_path / "y.toml")
     (tmp_path / "z.toml").write_text('format = "synthetic"\nprofile = "ffpp"\n')
-    with pytest.raises(DataError, match="profile must be one of ff, celebdf, dfd, dfdc; got 'ffpp'"):
+    with pytest.raises(DataError, match="profile must be one of ff, celebdf, dfd, dfdc, ff-shortcut, "
+                                        "celebdf-shortcut, dfd-shortcut, dfdc-shortcut; got 'ffpp'"):
         ensure_cache(read_description(tmp_path / "z.toml"), QUICK)
 
 

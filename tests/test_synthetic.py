@@ -36,7 +36,7 @@ SMALL = SyntheticSpec(name="test-small", identities=(16, 16, 16), videos_per_ide
 
 @pytest.fixture(scope="module")
 def ff32() -> tuple[pd.DataFrame, np.ndarray]:
-    return generate(PROFILES["ff"], image_size=32, seed=7, scale=0.15)
+    return generate(PROFILES["ff"], image_size=32, seed=7, scale=0.15, test_scale=0.2)
 
 
 def _digest(images: np.ndarray) -> str:
@@ -51,7 +51,7 @@ def _per_video(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_same_arguments_give_the_same_bytes_and_manifest(ff32):
-    manifest, images = generate(PROFILES["ff"], image_size=32, seed=7, scale=0.15)
+    manifest, images = generate(PROFILES["ff"], image_size=32, seed=7, scale=0.15, test_scale=0.2)
     pd.testing.assert_frame_equal(manifest, ff32[0])
     assert images.tobytes() == ff32[1].tobytes()
 
@@ -78,13 +78,13 @@ def test_images_do_not_depend_on_chunking(monkeypatch):
 def test_images_do_not_depend_on_thread_counts():
     code = (
         "import hashlib; from bench.data.synthetic import PROFILES, generate; "
-        "_, x = generate(PROFILES['dfdc'], image_size=32, seed=5, scale=0.05); "
+        "_, x = generate(PROFILES['dfdc'], image_size=32, seed=5, scale=0.05, test_scale=0.1); "
         "print(hashlib.sha256(x.tobytes()).hexdigest())"
     )
     threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     env = {**os.environ, **dict.fromkeys(threads, "1"), "PYTHONPATH": str(REPO)}
     single = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    _, here = generate(PROFILES["dfdc"], image_size=32, seed=5, scale=0.05)
+    _, here = generate(PROFILES["dfdc"], image_size=32, seed=5, scale=0.05, test_scale=0.1)
     assert single.stdout.strip() == _digest(here)
 
 
@@ -161,10 +161,10 @@ def test_fakes_are_made_from_real_videos_of_their_target(ff32):
 # --- profiles, sizes and scale -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PROFILES))
-@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize(("name", "size"), [(name, 32) for name in sorted(PROFILES)]
+                         + [(name, 64) for name in sorted(PROFILES) if not name.endswith("-shortcut")])
 def test_every_profile_generates(name, size):
-    manifest, images = generate(PROFILES[name], image_size=size, seed=0, scale=0.05)
+    manifest, images = generate(PROFILES[name], image_size=size, seed=0, scale=0.05, test_scale=0.1)
     assert images.shape == (len(manifest), size, size, 3)
     assert set(manifest.split) == {"train", "val", "test"}
     assert 0 < images.mean() < 255
@@ -181,9 +181,20 @@ def test_profiles_are_json_serialisable_and_sized_for_a_cpu():
     for name, spec in PROFILES.items():
         assert json.loads(json.dumps(dataclasses.asdict(spec))) is not None
         frames_per_identity = spec.videos_per_identity * spec.frames_per_video
-        total = sum(spec.identities) * frames_per_identity
-        assert 3_000 <= total <= 6_000, name
         assert 1_500 <= spec.identities[0] * frames_per_identity <= 3_000, name
+        assert 1_900 <= spec.identities[2] * frames_per_identity <= 40_000, name
+
+
+def test_calibration_keeps_the_training_splits_and_everything_physical():
+    """Only the group mix, the fake shares and the test split's size differ from the shortcut world."""
+    calibrated = {"group_mix", "fake_rate", "identities", "name"}
+    for name in ("ff", "celebdf", "dfd", "dfdc"):
+        spec, shortcut = PROFILES[name], PROFILES[f"{name}-shortcut"]
+        assert spec.identities[:2] == shortcut.identities[:2], name
+        assert spec.identities[2] > shortcut.identities[2], name
+        for field in dataclasses.fields(SyntheticSpec):
+            if field.name not in calibrated:
+                assert getattr(spec, field.name) == getattr(shortcut, field.name), (name, field.name)
 
 
 def test_a_spec_survives_a_json_round_trip():
@@ -224,7 +235,7 @@ def test_without_bias_equalises_mix_fake_rate_and_visibility():
     assert len(set(control.fake_rate)) == 1 and len(set(control.artifact_visibility)) == 1
     assert control.group_label_noise == 0.0 and control.name != PROFILES["ff"].name
     assert without_bias(control) == control
-    manifest, _ = generate(control, image_size=16, seed=0, scale=0.5)
+    manifest, _ = generate(control, image_size=16, seed=0, scale=0.5, test_scale=0.2)
     for _, split in manifest.groupby("split"):
         identities = split.drop_duplicates("identity").true_intersection.value_counts()
         assert len(identities) == 8 and identities.max() - identities.min() <= 1
@@ -233,14 +244,14 @@ def test_without_bias_equalises_mix_fake_rate_and_visibility():
     assert (manifest.intersection == manifest.true_intersection).all()
 
 
-def test_biased_profile_has_a_group_to_label_shortcut():
-    manifest, _ = generate(PROFILES["ff"], image_size=16, seed=0, scale=0.5)
+def test_shortcut_profile_has_a_group_to_label_shortcut():
+    manifest, _ = generate(PROFILES["ff-shortcut"], image_size=16, seed=0, scale=0.5)
     rate = manifest.groupby("true_intersection").label.mean()
     assert rate.max() - rate.min() > 0.3
 
 
-def test_dfdc_reverses_the_ff_shortcut():
-    ff, dfdc = np.asarray(PROFILES["ff"].fake_rate), np.asarray(PROFILES["dfdc"].fake_rate)
+def test_dfdc_shortcut_reverses_the_ff_shortcut():
+    ff, dfdc = np.asarray(PROFILES["ff-shortcut"].fake_rate), np.asarray(PROFILES["dfdc-shortcut"].fake_rate)
     assert np.corrcoef(ff, dfdc)[0, 1] < -0.9
 
 
@@ -256,8 +267,8 @@ def test_label_noise_flips_the_stored_annotation_at_the_set_rate():
 
 
 def test_dfdc_has_the_unseen_manipulation_and_ff_does_not():
-    dfdc, _ = generate(PROFILES["dfdc"], image_size=16, seed=0, scale=0.1)
-    ff, _ = generate(PROFILES["ff"], image_size=16, seed=0, scale=0.1)
+    dfdc, _ = generate(PROFILES["dfdc"], image_size=16, seed=0, scale=0.1, test_scale=0.1)
+    ff, _ = generate(PROFILES["ff"], image_size=16, seed=0, scale=0.1, test_scale=0.1)
     assert dfdc.video.str.contains("__noise-mismatch__").any()
     assert not ff.video.str.contains("noise-mismatch").any()
     assert "noise-mismatch" not in PROFILES["ff"].manipulations

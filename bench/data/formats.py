@@ -116,11 +116,12 @@ class SyntheticFormat(DatasetFormat):
 
     def cache_key(self, desc: DatasetDescription, data: DataConfig) -> dict[str, Any]:
         return {"format": self.name, "spec": dataclasses.asdict(self.spec(desc)), "seed": self._seed(desc),
-                "scale": data.synthetic_scale}
+                "scale": data.synthetic_scale, "test_scale": data.synthetic_test_scale}
 
     def build(self, desc: DatasetDescription, data: DataConfig, writer: CacheWriter) -> None:
         manifest, images = synthetic.generate(self.spec(desc), image_size=data.image_size,
-                                              seed=self._seed(desc), scale=data.synthetic_scale)
+                                              seed=self._seed(desc), scale=data.synthetic_scale,
+                                              test_scale=data.synthetic_test_scale)
         writer.write_all(manifest, images, source=f"synthetic generator for {desc.name!r}")
 
     def spec(self, desc: DatasetDescription) -> synthetic.SyntheticSpec:

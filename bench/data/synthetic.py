@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.synthetic_artifacts import MIX_GAIN, camera, compress, manipulate
+from bench.data.synthetic_calibration import apportion, fake_videos
 from bench.data.synthetic_faces import frame_parameters, render
 from bench.data.synthetic_published import IDENTITY_PATTERN, PUBLISHED_FORMATS, write_frames, write_published
 from bench.data.synthetic_spec import (
@@ -64,7 +65,7 @@ from bench.errors import ConfigError
 
 __all__ = [
     "GROUPS", "IDENTITY_PATTERN", "MANIFEST_COLUMNS", "MANIPULATIONS", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE", "N_GROUPS",
-    "PROFILES", "PUBLISHED_FORMATS", "SPLITS", "UNIFORM_MIX", "SyntheticSpec", "generate", "without_bias",
+    "PROFILES", "PUBLISHED_FORMATS", "SPLITS", "UNIFORM_MIX", "SyntheticSpec", "generate", "plan", "without_bias",
     "write_frames", "write_published",
 ]  # fmt: skip
 
@@ -73,65 +74,63 @@ __all__ = [
 
 
 def generate(
-    spec: SyntheticSpec, *, image_size: int, seed: int, scale: float = 1.0
+    spec: SyntheticSpec, *, image_size: int, seed: int, scale: float = 1.0, test_scale: float = 1.0
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Generate one domain: the manifest (one row per frame) and the frames, row-aligned.
 
     ``image_size`` (16-256) is the side of the square frames, drawn directly at that size; ``seed`` picks
-    the random stream (with ``spec.name``); ``scale`` multiplies the identities per split (at least one
-    per split). Returns ``(manifest, images)`` with images a C-contiguous uint8 array (N, S, S, 3), RGB.
-    The same arguments always give the same manifest and the same bytes.
+    the random stream (with ``spec.name``); ``scale`` multiplies the identities per split and
+    ``test_scale`` those of the test split once more (at least one per split). Returns
+    ``(manifest, images)`` with images a C-contiguous uint8 array (N, S, S, 3), RGB. The same arguments
+    always give the same manifest and the same bytes.
     """
-    if not isinstance(spec, SyntheticSpec):
-        raise ConfigError(f"spec: expected a SyntheticSpec, got {type(spec).__name__}.")
     if isinstance(image_size, bool) or int(image_size) != image_size or not (
         MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
     ):
         raise ConfigError(
             f"image_size = {image_size!r}: expected an integer from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}."
         )
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ConfigError(f"seed = {seed!r}: expected a non-negative integer.")
-    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
-        raise ConfigError(f"scale = {scale!r}: expected a positive number.")
-    streams = Streams(int(seed), spec.name)
-    videos = _plan_videos(spec, streams, float(scale))
+    streams, videos = _checked_plan(spec, seed, scale, test_scale)
     frames = _frame_table(spec, videos)
     images = _draw_all(spec, streams, videos, frames, int(image_size))
     return _manifest(spec, videos, frames), images
+
+
+def plan(spec: SyntheticSpec, *, seed: int, scale: float = 1.0, test_scale: float = 1.0) -> pd.DataFrame:
+    """The manifest `generate` gives for the same arguments, without drawing a single image (cheap)."""
+    _, videos = _checked_plan(spec, seed, scale, test_scale)
+    return _manifest(spec, videos, _frame_table(spec, videos))
+
+
+def _checked_plan(spec: SyntheticSpec, seed: int, scale: float, test_scale: float) -> tuple[Streams, pd.DataFrame]:
+    if not isinstance(spec, SyntheticSpec):
+        raise ConfigError(f"spec: expected a SyntheticSpec, got {type(spec).__name__}.")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ConfigError(f"seed = {seed!r}: expected a non-negative integer.")
+    for name, value in (("scale", scale), ("test_scale", test_scale)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} = {value!r}: expected a positive number.")
+    streams = Streams(int(seed), spec.name)
+    return streams, _plan_videos(spec, streams, (float(scale), float(scale), float(scale) * float(test_scale)))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The plan: identities, their groups and splits, and every video (real or fake, manipulation, source).
 
 
-def _apportion(total: int, probs: np.ndarray, minimum: int) -> np.ndarray:
-    """Split ``total`` seats over groups by largest remainders, ``minimum`` first to every positive group."""
-    positive = probs > 0
-    floor = minimum if total >= minimum * int(positive.sum()) else 0
-    seats = np.where(positive, floor, 0)
-    rest = total - int(seats.sum())
-    quota = probs / probs.sum() * rest
-    seats = seats + np.floor(quota).astype(np.int64)
-    remainder = quota - np.floor(quota)
-    for g in np.argsort(-remainder, kind="stable")[: total - int(seats.sum())]:
-        seats[g] += 1
-    return seats
-
-
-def _plan_videos(spec: SyntheticSpec, streams: Streams, scale: float) -> pd.DataFrame:
+def _plan_videos(spec: SyntheticSpec, streams: Streams, scales: tuple[float, float, float]) -> pd.DataFrame:
     """One row per video: identity, slot, capture, split, group, stored group, label, manipulation, source.
 
     Like FF++, a fake is made from a real video of its target: its ``capture`` (pose, lighting, frame
     jitter, sensor noise) is that of one of the identity's real videos, round robin, so real and fake
     differ by the manipulation only. An identity without real videos uses the fake's own capture.
     """
-    counts = [max(1, round(n * scale)) for n in spec.identities]
+    counts = [max(1, round(n * scale)) for n, scale in zip(spec.identities, scales, strict=True)]
     id_split = np.repeat(np.arange(3), counts)
     id_group = np.empty(sum(counts), dtype=np.int64)
     start = 0
     for s, n in enumerate(counts):
-        seats = _apportion(n, np.asarray(spec.group_mix, dtype=np.float64), spec.min_identities_per_group)
+        seats = apportion(n, spec.group_mix, spec.min_identities_per_group if SPLITS[s] != "test" else 0)
         id_group[start : start + n] = streams.rng(Streams.SPLIT, s).permutation(np.repeat(np.arange(8), seats))
         start += n
 
@@ -142,7 +141,7 @@ def _plan_videos(spec: SyntheticSpec, streams: Streams, scale: float) -> pd.Data
             members = np.flatnonzero((id_split == s) & (id_group == g))
             if len(members) == 0:
                 continue
-            n_fake = round(spec.fake_rate[g] * len(members) * n_videos)
+            n_fake = fake_videos(spec.fake_rate[g], len(members), n_videos)
             per_identity = np.full(len(members), n_fake // len(members))
             extra = streams.rng(Streams.ALLOCATION, s, g).permutation(len(members))[: n_fake % len(members)]
             per_identity[extra] += 1
@@ -152,6 +151,7 @@ def _plan_videos(spec: SyntheticSpec, streams: Streams, scale: float) -> pd.Data
 
     weights = np.asarray(spec.manipulation_weights, dtype=np.float64)
     weights = weights / weights.sum()
+    wrong = _wrong_annotations(spec.fake_rate)
     rows = []
     for i in range(len(id_group)):
         real_slots = np.flatnonzero(~is_fake[i])
@@ -170,8 +170,9 @@ def _plan_videos(spec: SyntheticSpec, streams: Streams, scale: float) -> pd.Data
             pool = (cross if want_cross else same) if len(cross) and len(same) else others
             source = int(rng.choice(pool)) if len(pool) else i
             noisy = rng.random() < spec.group_label_noise
-            stored = (id_group[i] + 1 + int(rng.integers(N_GROUPS - 1))) % N_GROUPS if noisy else id_group[i]
             label = int(is_fake[i, v])
+            candidates = wrong[label][id_group[i]]
+            stored = candidates[int(rng.integers(len(candidates)))] if noisy and candidates else id_group[i]
             rows.append(
                 (i, v, int(capture[v]), int(id_split[i]), int(id_group[i]), int(stored), label,
                  manipulation if label else 0, source if label else -1)
@@ -187,6 +188,19 @@ def _plan_videos(spec: SyntheticSpec, streams: Streams, scale: float) -> pd.Data
     ]
     videos.insert(0, "video", names)
     return videos
+
+
+def _wrong_annotations(fake_rate: tuple[float, ...]) -> tuple[list[list[int]], list[list[int]]]:
+    """For a real (0) and a fake (1) video of each group, the other groups its annotation may wrongly name.
+
+    Only groups that hold videos of that label: annotation noise never gives a group without fakes (Celeb-DF's
+    five) a fake, nor a group without reals a real.
+    """
+    holds = ([r < 1 for r in fake_rate], [r > 0 for r in fake_rate])
+    return tuple(
+        [[h for h in ((g + k) % N_GROUPS for k in range(1, N_GROUPS)) if holds[label][h]] for g in range(N_GROUPS)]
+        for label in (0, 1)
+    )
 
 
 def _frame_table(spec: SyntheticSpec, videos: pd.DataFrame) -> pd.DataFrame:

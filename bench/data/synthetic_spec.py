@@ -1,5 +1,6 @@
-"""The knobs of a synthetic domain (`SyntheticSpec`), the four profiles shaped like the real datasets, the
-switch that turns every bias knob off, and the seeded random streams the generator draws from.
+"""The knobs of a synthetic domain (`SyntheticSpec`), the profiles shaped like the real datasets (four
+calibrated to the released test files, four stylised shortcut ones), the switch that turns every bias knob
+off, and the seeded random streams the generator draws from.
 
 The generator itself is bench/data/synthetic.py; this module holds only what describes a domain, so a
 description file can be checked without importing the renderer.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.data.synthetic_calibration import REAL_TEST_FRAMES, fake_share, group_mix, needed_test_identities
 from bench.errors import ConfigError
 from bench.groups import INTERSECTIONS, NUM_INTERSECTIONS
 
@@ -47,7 +49,8 @@ class SyntheticSpec:
     # identity, like FF++) and frames per video.
     videos_per_identity: int = 12
     frames_per_video: int = 2
-    # Each group with a positive mix gets at least this many identities per split (if the split is big enough).
+    # Each group with a positive mix gets at least this many identities in the training and validation splits
+    # (if the split is big enough); the test split follows the mix alone, so its group shares stay those set.
     min_identities_per_group: int = 1
     # --- demographics and bias knobs ---
     # Share of identities per group (sums to 1).
@@ -135,9 +138,10 @@ def _validate(spec: SyntheticSpec) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The four domains shaped like the real datasets.
+# The four domains shaped like the real datasets: first the stylised shortcut world (stress tests), then
+# the calibrated profiles built from it (the default benchmark).
 
-# Fake rates of the FF++-like domain; the DFDC-like domain mirrors them (min + max - rate) so the
+# Fake rates of the FF++-like shortcut domain; the DFDC-like one mirrors them (min + max - rate) so the
 # group -> label shortcut a detector learns on FF points the wrong way there.
 _FF_FAKE_RATE = (0.55, 0.35, 0.85, 0.65, 0.50, 0.30, 0.80, 0.60)
 # Artifact visibility per group (weaker colour seams on darker skin, hair over the boundary, ...).
@@ -149,11 +153,13 @@ def _mirrored(rates: Sequence[float]) -> tuple[float, ...]:
     return tuple(round(low + high - r, 6) for r in rates)
 
 
-PROFILES: dict[str, SyntheticSpec] = {
+# Stylised, not calibrated: group mixes and per-group fake rates chosen by hand, with a strong group ->
+# label shortcut on FF (0.30-0.85 fake by group) that DFDC reverses.
+SHORTCUT_PROFILES: dict[str, SyntheticSpec] = {
     # FF++-like training domain: mostly White, about half female, four manipulations with labels,
     # mild compression (c23-like), some annotation noise.
-    "ff": SyntheticSpec(
-        name="synth-ff",
+    "ff-shortcut": SyntheticSpec(
+        name="synth-ff-shortcut",
         identities=(80, 20, 112),
         videos_per_identity=12,
         frames_per_video=2,
@@ -173,8 +179,8 @@ PROFILES: dict[str, SyntheticSpec] = {
     ),
     # Celeb-DF-like: soft, colour-corrected blends only, few identities with many videos, very skewed
     # demographics, most videos fake.
-    "celebdf": SyntheticSpec(
-        name="synth-celebdf",
+    "celebdf-shortcut": SyntheticSpec(
+        name="synth-celebdf-shortcut",
         identities=(32, 8, 40),
         videos_per_identity=10,
         frames_per_video=5,
@@ -193,8 +199,8 @@ PROFILES: dict[str, SyntheticSpec] = {
         compression_quality=75,
     ),
     # DFD-like: blends, few actors with many videos, another camera (warm cast, gamma, blur, noise).
-    "dfd": SyntheticSpec(
-        name="synth-dfd",
+    "dfd-shortcut": SyntheticSpec(
+        name="synth-dfd-shortcut",
         identities=(30, 8, 40),
         videos_per_identity=10,
         frames_per_video=5,
@@ -217,8 +223,8 @@ PROFILES: dict[str, SyntheticSpec] = {
     ),
     # DFDC-like: heavy compression with chroma subsampling, the unseen noise-mismatch manipulation, no
     # manipulation labels, more Black subjects, the FF group -> label shortcut reversed.
-    "dfdc": SyntheticSpec(
-        name="synth-dfdc",
+    "dfdc-shortcut": SyntheticSpec(
+        name="synth-dfdc-shortcut",
         identities=(96, 24, 96),
         videos_per_identity=5,
         frames_per_video=4,
@@ -241,6 +247,24 @@ PROFILES: dict[str, SyntheticSpec] = {
         compression_chroma_subsampling=True,
     ),
 }
+
+
+def _calibrated(profile: str) -> SyntheticSpec:
+    """The shortcut profile of the same dataset with its real counterpart's group mix and per-group fake
+    shares, and a test split sized so every measured group has enough real and fake videos (its training
+    and validation splits keep their size). Everything physical stays: artifact visibility by group, label
+    noise, cross-group swaps, manipulations, camera and compression."""
+    shortcut = SHORTCUT_PROFILES[f"{profile}-shortcut"]
+    counts = REAL_TEST_FRAMES[profile]
+    test = needed_test_identities(counts, videos_per_identity=shortcut.videos_per_identity,
+                                  label_noise=shortcut.group_label_noise)
+    return dataclasses.replace(shortcut, name=f"synth-{profile}", identities=(*shortcut.identities[:2], test),
+                               group_mix=group_mix(counts), fake_rate=fake_share(counts))
+
+
+# The default benchmark's domains, calibrated to the released test files (docs/DATA.md).
+CALIBRATED_PROFILES: dict[str, SyntheticSpec] = {name: _calibrated(name) for name in REAL_TEST_FRAMES}
+PROFILES: dict[str, SyntheticSpec] = {**CALIBRATED_PROFILES, **SHORTCUT_PROFILES}
 
 
 def without_bias(spec: SyntheticSpec) -> SyntheticSpec:
