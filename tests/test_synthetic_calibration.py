@@ -1,6 +1,7 @@
 """The default benchmark's synthetic domains follow the released test files (group mix, per-group fake share),
 their test splits are large enough to measure a group gap, the shortcut world is kept outside the default
-suite, and the `study` preset is the default benchmark over three seeds. Plans only: no image is drawn."""
+suite, and the `study` preset is the default benchmark over three seeds with full-size test splits. Plans only:
+no image is drawn."""
 
 from __future__ import annotations
 
@@ -131,8 +132,10 @@ def test_shortcut_domains_exist_outside_the_default_suite(descriptions) -> None:
     assert rates.max() - rates.min() > 0.5  # the stylised group -> label shortcut is still there
 
 
-def test_study_preset_is_the_default_benchmark_over_three_seeds() -> None:
+def test_study_preset_is_the_default_benchmark_over_three_seeds_with_full_test_splits() -> None:
     study = build_config(preset="study")
     assert study.plan.seeds == [0, 1, 2]
     assert dataclasses.replace(study.plan, seeds=[0]) == DEFAULT.plan
-    assert (study.data, study.train, study.method) == (DEFAULT.data, DEFAULT.train, DEFAULT.method)
+    assert study.data.synthetic_test_scale == 1.0 and DEFAULT.data.synthetic_test_scale < 1.0
+    assert dataclasses.replace(study.data, synthetic_test_scale=DEFAULT.data.synthetic_test_scale) == DEFAULT.data
+    assert (study.train, study.method) == (DEFAULT.train, DEFAULT.method)
