@@ -79,6 +79,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# Torch's thread count before any job set it (all cores, or OMP_NUM_THREADS): a job run earlier in the same
+# process sets torch's count to its own, which must not change the identity of the next job.
+_DEFAULT_THREADS = torch.get_num_threads()
+
+
 def cpu_threads(threads: int, *, jobs_at_once: int = 1) -> int:
     """The CPU threads a job uses: ``train.threads`` when set, else its share of the cores when several jobs
     run at once, else torch's default for this process (all cores, or OMP_NUM_THREADS)."""
@@ -86,7 +91,7 @@ def cpu_threads(threads: int, *, jobs_at_once: int = 1) -> int:
         return threads
     if jobs_at_once > 1:
         return max(1, (os.cpu_count() or 1) // jobs_at_once)
-    return torch.get_num_threads()
+    return _DEFAULT_THREADS
 
 
 def compute_identity(*, device: str, precision: str, channels_last: bool, threads: int,

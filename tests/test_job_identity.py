@@ -40,6 +40,17 @@ def test_identity_holds_the_resolved_execution_settings() -> None:
     assert job_id("train.threads=1", "train.eval_batch_size=7", "train.log_every=3") == base
 
 
+def test_a_job_run_before_in_the_same_process_does_not_change_the_next_identity() -> None:
+    """Running a job sets torch's thread count to the job's; threads = 0 must still resolve to the default."""
+    before = job_id("train.threads=0")
+    default = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if default > 1 else 2)
+        assert job_id("train.threads=0") == before
+    finally:
+        torch.set_num_threads(default)
+
+
 def test_rerun_with_another_memory_format_or_thread_count_is_a_new_job(tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture) -> None:
     def run(*sets: str) -> str:
