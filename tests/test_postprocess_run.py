@@ -16,6 +16,7 @@ from bench.store import PREDICTION_COLUMNS, read_predictions
 
 # fairness-aware selection over three epochs, so that the poisoning test below has a choice to spoil
 QUICK = ["--preset", "quick", "--no-progress", "--set", "data.synthetic_scale=0.3", "--no-controls",
+         "--set", "data.synthetic_test_scale=0.3",  # every Celeb-DF-like group with reals has a few
          "--methods", "xception", "--train", "synth-dfd", "--test", "synth-dfd,synth-celebdf",
          "--set", "train.epochs=3", "--set", "train.selection=val_dto"]
 TIMING = ["seconds", "images_per_s"]

@@ -18,6 +18,7 @@ from bench.data.synthetic import PROFILES, plan
 from bench.data.synthetic_calibration import MEASURED_SHARE, MIN_TEST_VIDEOS, REAL_TEST_FRAMES
 
 DEFAULT = build_config(preset="default")
+STUDY = build_config(preset="study")  # full-size test splits: the ones the sizing rule is for
 DOMAINS = {"synth-ff": "ff", "synth-celebdf": "celebdf", "synth-dfd": "dfd", "synth-dfdc": "dfdc"}
 
 # The released files as published (share of frames, fake share per group, M-Asian ... F-Others; totals of
@@ -47,8 +48,8 @@ def planned(descriptions) -> dict[str, pd.DataFrame]:
     for name in DOMAINS:
         desc = descriptions[name]
         spec = FORMATS.get("synthetic")().spec(desc)
-        manifest = plan(spec, seed=desc.options["seed"], scale=DEFAULT.data.synthetic_scale,
-                        test_scale=DEFAULT.data.synthetic_test_scale)
+        manifest = plan(spec, seed=desc.options["seed"], scale=STUDY.data.synthetic_scale,
+                        test_scale=STUDY.data.synthetic_test_scale)
         out[name] = manifest[manifest.split == "test"].drop_duplicates("video")
     return out
 
