@@ -499,7 +499,7 @@ def seed_note(tidy: pd.DataFrame) -> str:
     return (f"Seed variance is unknown: some methods have {which} per training domain, so no number here says "
             f"how much retraining would change it (the claims rest on the test videos and on the spread between "
             f"training domains). Add seeds with `python -m bench run --methods all --seeds 0,1,2` (or "
-            f"`--preset study`, the default benchmark with seeds 0-2), then `python -m bench report`.")
+            f"`--preset study`: seeds 0-2 with full-size test splits), then `python -m bench report`.")
 
 
 def _floors_text(sig: pd.DataFrame, alpha: float) -> str:
