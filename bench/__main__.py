@@ -93,7 +93,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.backends import execute
+    from bench.backends import check_backend, execute
     from bench.config import to_toml
     from bench.device import resolve_device
     from bench.jobs import make_plan
@@ -105,8 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     store = Store(args.out)
     require_folder(args.out, "--out", write=not args.dry_run, inside="runs")  # every mistake before any work
-    if args.scheduler and args.backend != "dask":
-        raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
+    check_backend(args.backend, args.scheduler)
     resolve_device(run.train.device)
     plan = make_plan(run, descriptions=_descriptions(run), jobs_at_once=args.jobs or 1)
     if args.dry_run:

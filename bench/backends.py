@@ -32,6 +32,14 @@ from bench.store import Store
 BACKENDS = ("loky", "dask")
 
 
+def check_backend(backend: str, scheduler: str | None) -> None:
+    """The backend and scheduler a run names, checked before any work (also before a dry run)."""
+    if backend not in BACKENDS:
+        raise BenchError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if scheduler and backend != "dask":
+        raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
+
+
 def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None = None, backend: str = "loky",
             scheduler: str | None = None, progress: bool = True, log: Any = print) -> list[JobResult]:
     """Run every job of ``plan`` that is not finished; return one result per job that ran.
@@ -40,10 +48,7 @@ def execute(plan: list[Job], *, run: RunConfig, store: Store, n_jobs: int | None
     the workers of the cluster, or ``n_jobs`` local workers when no ``scheduler`` is given).
     Finished jobs are skipped (and counted). A failing job is reported, the others go on.
     """
-    if backend not in BACKENDS:
-        raise BenchError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    if scheduler and backend != "dask":
-        raise BenchError("--scheduler names a dask scheduler; add --backend dask.")
+    check_backend(backend, scheduler)
     current = CurrentData(run.data)
     states = {job.job_id: pending(job, store, current) for job in plan}
     todo = [job for job in plan if states[job.job_id].state != "done"]
