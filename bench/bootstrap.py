@@ -16,8 +16,7 @@ sign-flip, Wilcoxon, corrections, Friedman) are in `bench.stats`. Pure functions
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -132,6 +131,38 @@ def cluster_bootstrap(clusters: Any, *, strata: Any = None, n_boot: int = 1000,
 Interval = Literal["basic", "percentile"]
 
 
+def nan_quantiles(values: Any, quantiles: Sequence[float], *, axis: int = -1) -> list[np.ndarray]:
+    """``np.nanquantile(values, q, axis=axis)`` for each q (linear interpolation, numpy's default), NaN where
+    a slice has no defined value: the same numbers, computed for every slice at once.
+
+    numpy evaluates a NaN-aware quantile along an axis one slice at a time (a Python-level loop), which
+    made the report's intervals several seconds on a full grid. Here one sort puts each slice's NaNs last,
+    and each quantile's order statistics are picked with numpy's own index and interpolation formulas
+    (H&F method 7: virtual index (n - 1) q, the lerp taken from the nearer end), so the results
+    equal numpy's bit for bit (tested).
+    """
+    v = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
+    ordered = np.sort(v, axis=-1)  # NaN sort last
+    n = (~np.isnan(v)).sum(axis=-1)
+    last = np.maximum(n - 1, 0)
+    out = []
+    for q in quantiles:
+        virtual = (n - 1) * q
+        below = np.floor(virtual).astype(np.intp)
+        lower = np.clip(below, 0, last)
+        upper = np.clip(below + 1, 0, last)
+        upper = np.where(virtual >= n - 1, last, upper)
+        a = np.take_along_axis(ordered, lower[..., None], axis=-1)[..., 0]
+        b = np.take_along_axis(ordered, upper[..., None], axis=-1)[..., 0]
+        t = virtual - below
+        with np.errstate(invalid="ignore"):
+            diff = b - a
+            value = np.where(t >= 0.5, b - diff * (1.0 - t), a + diff * t)
+        out.append(np.where(n > 0, value, np.nan))
+    return out
+
+
+
 def bootstrap_interval(replicates: Any, *, estimate: Any = None, alpha: float = 0.05, method: Interval = "basic",
                        axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """A (1 - alpha) bootstrap interval from replicates along ``axis``.
@@ -150,10 +181,7 @@ def bootstrap_interval(replicates: Any, *, estimate: Any = None, alpha: float = 
     alpha = check_alpha(alpha)
     if method not in ("basic", "percentile"):
         raise BenchError(f"Unknown interval method {method!r}; expected 'basic' or 'percentile'.")
-    r = np.asarray(replicates, dtype=np.float64)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": NaN is the documented answer
-        low, high = np.nanquantile(r, [alpha / 2.0, 1.0 - alpha / 2.0], axis=axis)
+    low, high = nan_quantiles(replicates, (alpha / 2.0, 1.0 - alpha / 2.0), axis=axis)
     if method == "percentile":
         return low, high
     if estimate is None:

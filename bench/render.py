@@ -4,13 +4,14 @@
 the finished tables here as plain DataFrames; this module only decides how they are displayed: the
 decimals of each metric, p-values, 'mean ± std [CI] (rank)' cells with the best set in bold, Markdown pipe
 tables, booktabs LaTeX, the text of report.md and the compact leaderboard printed at the end of
-``bench report``. Each table is rendered once (`render_tables`), and report.md reuses those renderings.
+``bench report``. Each table is rendered at most once (`Table.blocks`), and report.md reuses those renderings.
 Nothing here computes a metric, an interval or a test, so a change of presentation cannot change a
 result, and every format shows the same numbers. It imports nothing of the report's computation.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import time
@@ -214,20 +215,40 @@ def to_latex(rendered: Rendered) -> str:
 
 
 # ============================================================================================ writing
+READING_ROWS = 5_000  # longer tables are data, not reading: CSV only (see `write_table`)
+
+
 @dataclass
 class Table:
-    """A table to write: its CSV frame and its display rendering (one or several blocks with titles)."""
+    """A table to write: its CSV frame and its display rendering (one or several blocks with titles),
+    rendered when first asked for: the long tables are never rendered unless something shows them."""
 
     name: str
     frame: pd.DataFrame
-    blocks: list[tuple[str, Rendered]]
+
+    @functools.cached_property
+    def blocks(self) -> list[tuple[str, Rendered]]:
+        return table_blocks(self.name, self.frame)
+
+
+def readable(frame: pd.DataFrame) -> bool:
+    """Whether a table gets its Markdown and LaTeX renderings: at most `READING_ROWS` rows. The
+    significance table of a full grid has tens of thousands of rows (tens of MB as Markdown, and most of a
+    report's time to write); nobody reads those as a page, so they are CSV only."""
+    return len(frame) <= READING_ROWS
 
 
 def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path]:
+    """The table's files in ``formats``; Markdown and LaTeX only for a `readable` one. A rendering
+    left from an earlier report of a shorter table is removed, so no stale copy sits beside the CSV."""
     written = []
     if "csv" in formats:
         atomic_write_csv(folder / f"{table.name}.csv", table.frame)
         written.append(folder / f"{table.name}.csv")
+    if not readable(table.frame):
+        for suffix in ("md", "tex"):
+            (folder / f"{table.name}.{suffix}").unlink(missing_ok=True)
+        return written
     if "md" in formats:
         parts = [(f"### {title}\n\n" if title else "") + to_markdown(r) + "\n" for title, r in table.blocks]
         atomic_write_text(folder / f"{table.name}.md", "\n".join(parts) if parts else "(empty)\n")
@@ -264,8 +285,8 @@ def table_blocks(name: str, frame: pd.DataFrame) -> list[tuple[str, Rendered]]:
 
 
 def render_tables(frames: dict[str, pd.DataFrame]) -> dict[str, Table]:
-    """Every table rendered once, for its files and for report.md."""
-    return {name: Table(name, frame, table_blocks(name, frame)) for name, frame in frames.items()}
+    """Every table, to be rendered (once, when first needed) for its files and for report.md."""
+    return {name: Table(name, frame) for name, frame in frames.items()}
 
 
 class FigureSection(NamedTuple):

@@ -220,7 +220,12 @@ def _echo(report: Report, destination: Store) -> None:
     print(render.terminal_summary(report.tables["pairs"], report.tables["controls"]))
     formats = report.settings.formats
     written = ", ".join(f"{name}.csv" for name in report.tables) if "csv" in formats else "(no CSV)"
-    print(f"\nTables written to {destination.tables}: {written}{' (+ .md, .tex)' if len(formats) > 1 else ''}")
+    readings = [f".{f}" for f in formats if f != "csv"]
+    also = f" (+ {', '.join(readings)})" if readings else ""
+    print(f"\nTables written to {destination.tables}: {written}{also}")
+    long = [f"{name} ({len(frame):,} rows)" for name, frame in report.tables.items() if not render.readable(frame)]
+    if readings and long:
+        print(f"CSV only, too long to read as {'/'.join(readings)}: {', '.join(long)}")
     if report.figures:
         print(f"Figures written to {destination.figures}: {sum(len(v) for v in report.figures.values())} PNG file(s)")
     print(f"Report: {report.path} ({report.seconds:.1f} s)")

@@ -393,3 +393,19 @@ def test_a_methods_intervals_do_not_depend_on_the_other_methods(tmp_path: Path) 
     a = alone.leaderboard_long.set_index(["scope", "column"])
     b = mine.set_index(["scope", "column"]).loc[a.index]
     assert np.allclose(a[["mean", "ci_low", "ci_high"]], b[["mean", "ci_low", "ci_high"]], equal_nan=True)
+
+
+def test_a_table_too_long_to_read_is_csv_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables over `READING_ROWS` rows get no Markdown/LaTeX copy (and a stale copy from an earlier, shorter
+    report is removed); shorter ones get all three; the CSV holds every row either way."""
+    from bench import render
+
+    monkeypatch.setattr(render, "READING_ROWS", 3)
+    stale = tmp_path / "long.md"
+    stale.write_text("an earlier report's rendering")
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    written = render.write_table(render.Table("long", frame), tmp_path, ("csv", "md", "tex"))
+    assert written == [tmp_path / "long.csv"] and not stale.exists() and not (tmp_path / "long.tex").exists()
+    assert len(pd.read_csv(tmp_path / "long.csv")) == 4
+    short = render.write_table(render.Table("short", frame.head(3)), tmp_path, ("csv", "md", "tex"))
+    assert [p.suffix for p in short] == [".csv", ".md", ".tex"] and "| 3" in (tmp_path / "short.md").read_text()

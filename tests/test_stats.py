@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,23 @@ def test_interval_and_p_value_by_hand() -> None:
     assert np.isnan(B.bootstrap_p_value(np.full(5, np.nan), estimate=1.0))
     with pytest.raises(BenchError, match="needs the estimate"):
         B.bootstrap_interval(r)
+
+
+def test_nan_quantiles_equal_numpys_slice_by_slice() -> None:
+    """`nan_quantiles` (every slice at once) gives np.nanquantile's numbers bit for bit: slices of 1 to 40
+    values, ties, NaNs from none to all, quantiles 0, 1 and in between, along a middle axis too."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        values = rng.normal(size=(3, int(rng.integers(1, 40)), 2)) * rng.choice([1e-3, 1.0, 100.0])
+        if trial % 3 == 0:
+            values = np.round(values, 1)  # ties
+        values[rng.random(values.shape) < rng.choice([0.0, 0.3, 0.9, 1.0])] = np.nan
+        qs = (0.025, 0.975, 0.0, 1.0, float(rng.random()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, as nan_quantiles says
+            expected = np.nanquantile(values, qs, axis=1)
+        for want, got in zip(expected, B.nan_quantiles(values, qs, axis=1), strict=True):
+            assert np.array_equal(want, got, equal_nan=True), (trial, want, got)
 
 
 def test_basic_interval_covers_a_zero_gap_the_percentile_interval_misses() -> None:
