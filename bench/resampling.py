@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from bench import stats
 from bench.bootstrap import cluster_bootstrap
+from bench.forkmap import fork_map
 from bench.groups import NUM_INTERSECTIONS
 from bench.metrics import METRICS
 from bench.predictions import PredictionFile, ReportSettings, Resampled, TestSet
@@ -41,7 +43,6 @@ def resample(files: list[PredictionFile], test_sets: dict[str, TestSet], columns
     fpr = np.full((len(files), max(n_boot, 1), NUM_INTERSECTIONS), np.nan)
     tpr = np.full_like(fpr, np.nan)
     delong: dict[int, stats.DeLongParts] = {}
-    position = {c: i for i, c in enumerate(columns)}
     chosen = sorted({metric_of(c) for c in columns}, key=METRICS.select("all").index)
     for key in sorted(test_sets):
         test_set = test_sets[key]
@@ -49,30 +50,67 @@ def resample(files: list[PredictionFile], test_sets: dict[str, TestSet], columns
             strata = test_set.reference["label"].to_numpy() * 100 + test_set.reference["intersection"].to_numpy()
             seed = np.random.SeedSequence([settings.seed, zlib.crc32(key.encode())])
             test_set.boot = cluster_bootstrap(test_set.clusters, strata=strata, n_boot=n_boot, seed=seed)
-    bar = tqdm(total=len(files), desc=f"bootstrap ({n_boot} replicates)", unit="file", disable=not progress,
-               leave=False)
-    for key in sorted(test_sets):
-        test_set = test_sets[key]
-        labels = test_set.reference["label"].to_numpy()
-        for f in test_set.files:
-            if labels.min() != labels.max():
-                delong[f.index] = stats.delong_parts(labels, f.frame["score"].to_numpy(), clusters=test_set.clusters)
-            if test_set.boot is not None and columns:
-                rep = replicate_metrics(f.frame, test_set.boot, metrics=chosen, threshold=settings.threshold,
-                                        policy=settings.policy, min_group_size=settings.min_group_size)
-                for (attribute, metric), v in rep.values.items():
-                    column = column_name(attribute, metric)
-                    if column in position:
-                        values[f.index, position[column]] = v
-                if "intersection" in rep.fpr:
-                    g = min(NUM_INTERSECTIONS, rep.fpr["intersection"].shape[1])
-                    fpr[f.index, :, :g] = rep.fpr["intersection"][:, :g]
-                    tpr[f.index, :, :g] = rep.tpr["intersection"][:, :g]
-            bar.update(1)
-    bar.close()
+    tasks = [_FileTask(f, test_sets[key], columns, chosen, settings) for key in sorted(test_sets)
+             for f in test_sets[key].files]
+    with tqdm(total=len(tasks), desc=f"bootstrap ({n_boot} replicates)", unit="file", disable=not progress,
+              leave=False) as bar:
+        results = fork_map(_evaluate, tasks, done=bar.update)
+    for task, result in zip(tasks, results, strict=True):
+        i = task.file.index
+        if result.delong is not None:
+            delong[i] = result.delong
+        if result.values is not None:
+            values[i] = result.values
+            g = result.fpr.shape[1]
+            fpr[i, :, :g], tpr[i, :, :g] = result.fpr, result.tpr
     if n_boot == 0:
         return Resampled(columns, values[:, :, :0], None, None, delong)
     return Resampled(columns, values, fpr, tpr, delong)
+
+
+class _FileTask(NamedTuple):
+    """One prediction file's share of the bootstrap: its test set (with the drawn resamples) and what to
+    evaluate on it."""
+
+    file: PredictionFile
+    test_set: TestSet
+    columns: list[str]
+    metrics: list[str]
+    settings: ReportSettings
+
+
+class _FileResult(NamedTuple):
+    """What `resample` keeps of one file: DeLong's placements, and per resample the columns' values
+    (columns, B) and the intersectional rates (B, groups); None where not computed."""
+
+    delong: stats.DeLongParts | None
+    values: np.ndarray | None
+    fpr: np.ndarray | None
+    tpr: np.ndarray | None
+
+
+def _evaluate(task: _FileTask) -> _FileResult:
+    """DeLong's placements (when the test set has both classes) and every bootstrapped column on every
+    resample (when there are resamples and columns) of one file."""
+    f, test_set, s = task.file, task.test_set, task.settings
+    labels = test_set.reference["label"].to_numpy()
+    parts = None
+    if labels.min() != labels.max():
+        parts = stats.delong_parts(labels, f.frame["score"].to_numpy(), clusters=test_set.clusters)
+    if test_set.boot is None or not task.metrics:
+        return _FileResult(parts, None, None, None)
+    rep = replicate_metrics(f.frame, test_set.boot, metrics=task.metrics, threshold=s.threshold, policy=s.policy,
+                            min_group_size=s.min_group_size)
+    values = np.full((len(task.columns), test_set.boot.n_boot), np.nan)
+    position = {c: i for i, c in enumerate(task.columns)}
+    for (attribute, metric), v in rep.values.items():
+        column = column_name(attribute, metric)
+        if column in position:
+            values[position[column]] = v
+    empty = np.empty((test_set.boot.n_boot, 0))
+    fpr, tpr = rep.fpr.get("intersection", empty), rep.tpr.get("intersection", empty)
+    g = min(NUM_INTERSECTIONS, fpr.shape[1])
+    return _FileResult(parts, values, fpr[:, :g], tpr[:, :g])
 
 
 def nanmean(values: np.ndarray, axis: int = 0) -> np.ndarray:
