@@ -258,20 +258,22 @@ def read_predictions(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise _damaged(path, "it holds no rows")
     for col in (*_INT, "logit", "score"):
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
-        if col == "logit":
-            bad = values.isna()  # a saturated logit may be infinite; its score says the same
+        parsed = frame[col].dtype.kind in "iuf"  # the parser read every cell as a number (the usual case)
+        values = frame[col].to_numpy(dtype=np.float64) if parsed else pd.to_numeric(
+            frame[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        # a saturated logit may be infinite (its score says the same); any other column must be finite
+        bad = np.isnan(values) if col == "logit" else ~np.isfinite(values)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(np.flatnonzero(bad)[0])
             raise _damaged(path, f"row {row + 2}, column {col!r}: expected a number, got {frame[col].iat[row]!r}")
-        if col in _INT and (values != values.round()).any():
+        if col in _INT and frame[col].dtype.kind not in "iu" and (values != np.round(values)).any():
             raise _damaged(path, f"column {col!r} holds non-whole numbers")
-        frame[col] = values.astype(np.int64 if col in _INT else np.float64)
+        frame[col] = values.astype(np.int64) if col in _INT else values
     for col, low, high in _RANGES:
-        outside = ~frame[col].between(low, high)
+        values = frame[col].to_numpy()
+        outside = (values < low) | (values > high)
         if outside.any():
-            row = int(np.flatnonzero(outside.to_numpy())[0])
+            row = int(np.flatnonzero(outside)[0])
             raise _damaged(path, f"row {row + 2}, column {col!r}: {frame[col].iat[row]} is outside {low}..{high}")
     return frame
 
