@@ -11,12 +11,13 @@ and grouping the table again. No torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.forkmap import fork_map
 from bench.metrics import METRICS, compute_metrics
 from bench.predictions import PredictionFile, ReportSettings, load_predictions
 from bench.store import Store
@@ -66,9 +67,9 @@ class Tidy:
 def tidy_metrics(files: list[PredictionFile], settings: ReportSettings) -> Tidy:
     """The tidy table: one row per (job, test domain, attribute, metric) with value and evidence."""
     frames = []
-    for f in files:
-        table = compute_metrics(f.frame, metrics=settings.metrics, threshold=settings.threshold,
-                                policy=settings.policy, min_group_size=settings.min_group_size)
+    point = partial(compute_metrics, metrics=settings.metrics, threshold=settings.threshold,
+                              policy=settings.policy, min_group_size=settings.min_group_size)
+    for f, table in zip(files, fork_map(point, [f.frame for f in files]), strict=True):
         table.insert(0, "job", f.run.job_id)
         for key, value in f.keys.items():
             table[key] = value
