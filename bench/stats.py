@@ -16,8 +16,10 @@ The pieces, and why each is the one used:
 - `pooled_test`: the test that makes the report's claims and decides its ranks: the mean difference over
   training jobs (a training domain and seed each) with a variance of two levels, the test sets' (from the
   shared bootstrap replicates) and the training runs' (a method-of-moments estimate of the spread between
-  jobs beyond test-set noise), referred to Student's t with Satterthwaite's degrees of freedom. Unlike the
-  exact tests above it has no floor, so one training domain with three seeds can make a claim.
+  jobs beyond test-set noise; on one training domain the spread of each method's seeds, as in Welch's
+  test, with up to twice the degrees of freedom), referred to Student's t with Satterthwaite's degrees of
+  freedom. Unlike the exact tests above it has no floor, so one training domain with three seeds can make
+  a claim.
 - `sign_flip_floor`, `wilcoxon_floor`: the smallest p-value each exact test can reach with n values.
 - `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
