@@ -169,6 +169,10 @@ def test_one_training_domain_measures_the_spread_per_method() -> None:
     stacked = S.pooled_test(np.stack([a - b, b - a]), np.stack([ra - rb, rb - ra]),
                             per_method=(np.stack([a, b]), np.stack([ra, rb])))
     assert stacked.p == pytest.approx([p, p]) and stacked.df == pytest.approx([df, df])
+    holes_a, holes_b = np.append(ra, ra[:1], axis=0), np.append(rb, rb[:1], axis=0)
+    holes_a[0, :5] = np.nan  # replicates undefined for one method on a kept job: left out for both methods
+    gappy = S.pooled_test(np.append(a - b, np.nan), holes_a - holes_b, per_method=(np.append(a, np.nan), holes_a))
+    assert gappy.n == 3 and (gappy.se, gappy.df) == pytest.approx(per_method_by_hand(a, b, ra[:, 5:], rb[:, 5:])[:2])
     one = S.pooled_test((a - b)[:1], (ra - rb)[:1], per_method=(a[:1], ra[:1]))
     assert one.df == math.inf and one.se == pytest.approx((ra - rb)[0].std(ddof=1))
 
