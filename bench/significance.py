@@ -61,8 +61,9 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
     - seeds level: the exact sign-flip test over the seeds both methods have (scope averages per seed);
     - pairs level: Wilcoxon's signed-rank test over the train -> test pairs of a scope (seed means);
     - pooled level: `bench.stats.pooled_test` over the training jobs (train domain, seed) both methods
-      have, with the variance of the test sets (shared bootstrap replicates) and of training; resampled
-      columns only.
+      have, with the variance of the test sets (shared bootstrap replicates) and of training (the spread
+      of the paired differences, or of each method's own seeds when the jobs share one training domain);
+      resampled columns only.
 
     Estimates are method - other in the column's unit; ``p_min`` is the smallest p the row's test could
     give with its n (and B). A family is one comparison set, one level, one scope and one column; Holm's and
@@ -220,7 +221,9 @@ def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: di
     b = [theirs.keys.index(k) for k in common]
     e = (mine.point[a] - theirs.point[b]).T  # (K, J)
     r = (mine.replicates[a] - theirs.replicates[b]).transpose(1, 0, 2)  # (K, J, B)
-    result = stats.pooled_test(e, r, alpha=alpha)
+    seeds_only = len({train for train, _ in common}) == 1  # one training domain: the spread per method
+    per_method = (mine.point[a].T, mine.replicates[a].transpose(1, 0, 2)) if seeds_only else None
+    result = stats.pooled_test(e, r, alpha=alpha, per_method=per_method)
     common_row = {"comparison": comparison, "method": method, "other": other, "level": POOLED, "scope": scope,
                   "train": "", "test": "", "test_name": POOLED_TEST, "p_min": 0.0}
     return [{**common_row, "column": column, "n": int(result.n[k]), "estimate": result.estimate[k],

@@ -16,8 +16,10 @@ The pieces, and why each is the one used:
 - `pooled_test`: the test that makes the report's claims and decides its ranks: the mean difference over
   training jobs (a training domain and seed each) with a variance of two levels, the test sets' (from the
   shared bootstrap replicates) and the training runs' (a method-of-moments estimate of the spread between
-  jobs beyond test-set noise), referred to Student's t with Satterthwaite's degrees of freedom. Unlike the
-  exact tests above it has no floor, so one training domain with three seeds can make a claim.
+  jobs beyond test-set noise; on one training domain the spread of each method's seeds, as in Welch's
+  test, with up to twice the degrees of freedom), referred to Student's t with Satterthwaite's degrees of
+  freedom. Unlike the exact tests above it has no floor, so one training domain with three seeds can make
+  a claim.
 - `sign_flip_floor`, `wilcoxon_floor`: the smallest p-value each exact test can reach with n values.
 - `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
@@ -336,7 +338,8 @@ class PooledResult(NamedTuple):
     n: np.ndarray
 
 
-def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05) -> PooledResult:
+def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05,
+                per_method: tuple[Any, Any] | None = None) -> PooledResult:
     """Two-level test of "no difference" between two methods, pooled over training jobs and test videos.
 
     ``differences`` (..., J): per training job j (a training domain and seed both methods have) the
@@ -360,6 +363,15 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05) -> Po
     Systematic differences between training domains count as job noise, which makes the test conservative
     across domains. The interval is D -+ t_{df, 1 - alpha/2} se. With one job the spread cannot be measured:
     the test is then over the test videos only (se^2 = V_test, df = inf) and says nothing about retraining.
+
+    ``per_method``: when the jobs differ by seed only (one training domain, as in the paper's protocol), the
+    first method's own job values (..., J) and replicates (..., J, B) (the second's follow: they minus the
+    differences). The two methods' seeds are separate training runs, so the spread is then measured within
+    each method, as in Welch's two-sample test, and has up to 2 (J - 1) degrees of freedom instead of J - 1:
+    with V_m = max(sum_j (x_mj - mean_m)^2 / (J (J - 1)), s_nm / J), each method's spread floored at its own
+    test noise (from its own bootstrap replicates, as above), se^2 = max(V_shared + V_1 + V_2, V_test) and
+    df = se^4 (J - 1) / (V_1^2 + V_2^2). A training domain's effect on both methods would not cancel within
+    a method, which is why this is for jobs of one training domain only.
     """
     alpha = check_alpha(alpha)
     e = np.asarray(differences, dtype=np.float64)
@@ -368,25 +380,27 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05) -> Po
         raise BenchError(LENGTHS.format(what="replicates", expected=e.shape, got=r.shape[:-1]))
     keep = ~np.isnan(e)
     n = keep.sum(axis=-1)
-    kept = np.where(keep[..., None], r, 0.0)
-    valid = ~np.isnan(kept).any(axis=-2)  # (..., B): replicates defined on every kept job
+    valid = ~np.isnan(np.where(keep[..., None], r, 0.0)).any(axis=-2)  # (..., B): defined on every kept job
     n_valid = valid.sum(axis=-1)
+    many = n > 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        estimate = np.where(keep, e, 0.0).sum(axis=-1) / n
-        rep = np.where(valid[..., None, :], kept, 0.0)
-        rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
-        centred = np.where(valid[..., None, :], rep - rep_mean, 0.0)
-        trace = ((centred**2).sum(axis=-1) / (n_valid[..., None] - 1)).sum(axis=-1)  # tr(Sigma)
-        var_test = ((centred.sum(axis=-2) / n[..., None]) ** 2).sum(axis=-1) / (n_valid - 1)  # 1'Sigma 1 / J^2
-        spread = np.where(keep, (e - estimate[..., None]) ** 2, 0.0).sum(axis=-1)
-        many = n > 1
-        own = np.where(many, (trace / n - var_test) / np.maximum(n - 1, 1), 0.0)  # s_n / J
+        estimate, var_jobs, var_test, own = _job_moments(e, r, keep, valid)
         var_shared = np.where(many, np.maximum(var_test - own, 0.0), var_test)
-        var_jobs = np.where(many, spread / (n * np.maximum(n - 1, 1)), 0.0)
-        var = np.maximum(var_shared + var_jobs, var_test)  # the jobs' own test noise is known: a floor
+        if per_method is None:
+            var = np.maximum(var_shared + var_jobs, var_test)  # the jobs' own test noise is known: a floor
+            uncertain = np.maximum(var_jobs, own) ** 2  # the spread's share, at least its known floor
+        else:
+            first, first_reps = (np.asarray(x, dtype=np.float64) for x in per_method)
+            if first.shape != e.shape or first_reps.shape != r.shape:
+                raise BenchError(LENGTHS.format(what="per_method", expected=(e.shape, r.shape),
+                                                got=(first.shape, first_reps.shape)))
+            sides = [np.maximum(*_job_moments(x, reps, keep, valid)[1::2])  # max(spread, own) per method
+                     for x, reps in ((first, first_reps), (first - e, first_reps - r))]
+            var_jobs = sides[0] + sides[1]
+            var = np.maximum(var_shared + var_jobs, var_test)
+            uncertain = sides[0] ** 2 + sides[1] ** 2
         se = np.sqrt(var)
-        uncertain = np.maximum(var_jobs, np.where(many, own, 0.0))  # the spread's share, at least its known floor
-        df = np.where(uncertain > 0, var**2 / (uncertain**2 / np.maximum(n - 1, 1)), np.inf)
+        df = np.where(uncertain > 0, var**2 * np.maximum(n - 1, 1) / uncertain, np.inf)
         t = np.where(se > 0, estimate / se, np.where(estimate == 0, 0.0, np.copysign(np.inf, estimate)))
     bad = (n == 0) | (n_valid < 2)
     p = np.where(bad, np.nan, 2.0 * sps.t.sf(np.abs(t), df))
@@ -394,6 +408,26 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05) -> Po
     nan = np.where(bad, np.nan, 1.0)
     return PooledResult(estimate * nan, se * nan, df * nan, p, (estimate - half) * nan, (estimate + half) * nan,
                         var_shared * nan, var_jobs * nan, n)
+
+
+def _job_moments(values: np.ndarray, replicates: np.ndarray, keep: np.ndarray,
+                 valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Over the kept jobs (``keep`` (..., J)) and valid replicates (``valid`` (..., B)): the mean over jobs,
+    the spread's variance of that mean sum_j (x_j - mean)^2 / (J (J - 1)), its bootstrap variance
+    V_test = 1'Sigma 1 / J^2, and the jobs' own test noise s_n / J = (tr(Sigma) / J - V_test) / (J - 1)
+    (spread and own noise are 0 with one job)."""
+    n = keep.sum(axis=-1)
+    n_valid = valid.sum(axis=-1)
+    mean = np.where(keep, values, 0.0).sum(axis=-1) / n
+    rep = np.where(keep[..., None] & valid[..., None, :], replicates, 0.0)
+    rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
+    centred = np.where(keep[..., None] & valid[..., None, :], rep - rep_mean, 0.0)
+    trace = ((centred**2).sum(axis=-1) / (n_valid[..., None] - 1)).sum(axis=-1)  # tr(Sigma)
+    var_test = ((centred.sum(axis=-2) / n[..., None]) ** 2).sum(axis=-1) / (n_valid - 1)  # 1'Sigma 1 / J^2
+    spread = np.where(keep, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
+    many = n > 1
+    own = np.where(many, (trace / n - var_test) / np.maximum(n - 1, 1), 0.0)
+    return mean, np.where(many, spread / (n * np.maximum(n - 1, 1)), 0.0), var_test, own
 
 
 # ============================================================================================ corrections

@@ -2,14 +2,17 @@
 
 The report claims a difference from the baseline when the pooled test's vs-baseline row is significant
 (Holm within its family; with two methods the family is that one row). The simulated studies
-(`fixtures.simulated_design`) plant intersectional F_FPR gaps of 20 pp (baseline) and 10 pp or 20 pp
-(the other method). One study goes through `bench.significance.significance` and `bench.tables.leaderboard`
-themselves, and their pooled rows are checked to equal `bench.stats.pooled_test` on the inputs rebuilt from
-the study; the 50-study rates then call that same function once, vectorised over the studies, so the whole
-simulation takes seconds. docs/STATISTICS.md reports these rates.
+(`fixtures.simulated_design`) plant intersectional F_FPR gaps of 20 pp (baseline), 10 pp ("fairer") and
+20 pp ("same"); each planted method is compared with the baseline alone, as in a two-method study. One
+study goes through `bench.significance.significance` and `bench.tables.leaderboard` themselves, and their
+pooled rows are checked to equal `bench.stats.pooled_test` on the inputs rebuilt from the study; the rates
+over 50 (default design) or 150 (paper's protocol) studies then call that same function once, vectorised
+over the studies, so the whole simulation takes seconds. docs/STATISTICS.md reports these rates.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -35,20 +38,23 @@ from bench.tidy import Tidy
 BASELINE = fpr_profile(0.10, 0.30)
 PLANTED = {"fairer": fpr_profile(0.10, 0.20), "same": fpr_profile(0.10, 0.30)}  # 10 pp and 0 pp from the baseline
 N_STUDIES = 50
+N_PAPER = 150
 ALPHA = 0.05
 
 
-def claim_rates(design: Design, method: str, n_studies: int = N_STUDIES) -> dict[str, float]:
-    """Per scope, the share of ``n_studies`` simulated two-method studies (the baseline and ``method``) in
-    which the report claims a difference from the baseline: for "fairer" a claim that it is fairer, for
-    "same" any claim."""
-    studies = [simulate_study(design, {"base": BASELINE, method: PLANTED[method]}, seed=i) for i in range(n_studies)]
-    rates = {}
-    for scope in ("cross", "intra"):
-        e, r = zip(*(pooled_inputs(study, method, "base", scope) for study in studies), strict=True)
-        result = S.pooled_test(np.stack(e), np.stack(r), alpha=ALPHA)
-        claimed = result.p < ALPHA
-        rates[scope] = float(np.mean(claimed & (result.estimate < 0) if method == "fairer" else claimed))
+def claim_rates(design: Design, n_studies: int = N_STUDIES) -> dict[str, dict[str, float]]:
+    """Per planted method and scope, the share of ``n_studies`` simulated studies (the baseline and both
+    planted methods) in which the report claims a difference from the baseline: for "fairer" a claim that
+    it is fairer, for "same" any claim."""
+    studies = [simulate_study(design, {"base": BASELINE, **PLANTED}, seed=i) for i in range(n_studies)]
+    rates: dict[str, dict[str, float]] = {method: {} for method in PLANTED}
+    for method in PLANTED:
+        for scope in ("cross", "intra"):
+            e, r, per_method = zip(*(pooled_inputs(study, method, "base", scope) for study in studies), strict=True)
+            mine = None if per_method[0] is None else tuple(np.stack(x) for x in zip(*per_method, strict=True))
+            result = S.pooled_test(np.stack(e), np.stack(r), alpha=ALPHA, per_method=mine)
+            claimed = result.p < ALPHA
+            rates[method][scope] = float(np.mean(claimed & (result.estimate < 0) if method == "fairer" else claimed))
     return rates
 
 
@@ -68,16 +74,21 @@ def test_the_simulated_gap_is_the_metric() -> None:
     assert row["value"] == pytest.approx(value)
 
 
-def test_the_report_claims_and_ranks_through_the_pooled_test() -> None:
+@pytest.mark.parametrize(("design", "seed", "n_jobs"), [(DEFAULT_DESIGN, 1, 4), (PAPER_DESIGN, 0, 3)],
+                         ids=["default", "paper"])
+def test_the_report_claims_and_ranks_through_the_pooled_test(design: Design, seed: int, n_jobs: int) -> None:
     """One simulated study through the report's own functions: its pooled rows are `pooled_test` on the
-    study's jobs, its claim is the Holm-corrected row, and the leaderboard ranks follow it."""
-    study = simulate_study(DEFAULT_DESIGN, {"base": BASELINE, "fairer": PLANTED["fairer"]}, seed=1)
+    study's jobs (on the paper's protocol, one training domain, with the spread measured per method), its
+    claim is the Holm-corrected row, and the leaderboard ranks follow it."""
+    study = simulate_study(design, {"base": BASELINE, "fairer": PLANTED["fairer"]}, seed=seed)
     sig = SG.significance(study.tidy, study.resampled, {}, baseline="base", alpha=ALPHA)
     pooled = sig[(sig["level"] == "pooled") & (sig["comparison"] == "vs baseline")].set_index("scope")
     for scope in ("cross", "intra"):
-        expected = S.pooled_test(*pooled_inputs(study, "fairer", "base", scope), alpha=ALPHA)
+        e, r, per_method = pooled_inputs(study, "fairer", "base", scope)
+        assert (per_method is None) == (len(design.trains) > 1)
+        expected = S.pooled_test(e, r, alpha=ALPHA, per_method=per_method)
         row = pooled.loc[scope]
-        assert (row["method"], row["other"], row["n"]) == ("fairer", "base", 4)
+        assert (row["method"], row["other"], row["n"]) == ("fairer", "base", n_jobs)
         assert (row["estimate"], row["se"], row["df"], row["p"]) == pytest.approx(
             (float(expected.estimate), float(expected.se), float(expected.df), float(expected.p)))
         assert row["p_holm"] == pytest.approx(row["p"]) and row["p_min"] == 0.0
@@ -94,25 +105,76 @@ def test_the_report_claims_and_ranks_through_the_pooled_test() -> None:
 def test_default_design_finds_a_planted_difference_and_no_planted_zero() -> None:
     """Default design (4 training x 4 test domains, one seed): a planted 10 pp difference is claimed
     cross-domain in >= 80% of 50 studies, a planted zero in <= 10% in either scope."""
-    found = claim_rates(DEFAULT_DESIGN, "fairer")
-    false = claim_rates(DEFAULT_DESIGN, "same")
+    rates = claim_rates(DEFAULT_DESIGN)
+    found, false = rates["fairer"], rates["same"]
     print("default design, claims of a planted 10 pp:", found, "of a planted zero:", false)
     assert found["cross"] >= 0.8, found
     assert max(false.values()) <= 0.10, false
 
 
-def test_papers_protocol_keeps_its_level_and_can_claim() -> None:
-    """The paper's protocol (1 training x 4 test domains, 3 seeds): a planted zero is claimed in <= 5% of
-    50 studies in either scope. A planted 10 pp difference is claimed cross-domain in about half of them
-    (0.5 here; not the 80% issue 13 hoped for: three seeds leave the spread between jobs two degrees of
-    freedom, see docs/STATISTICS.md), where the sign-flip and Wilcoxon tests never can (their floor with 3
-    seeds or 3 pairs is 0.25); the bound 0.4 guards that the pooled test keeps claiming there."""
-    false = claim_rates(PAPER_DESIGN, "same")
-    found = claim_rates(PAPER_DESIGN, "fairer")
+def test_papers_protocol_keeps_its_level_and_finds_a_planted_difference() -> None:
+    """The paper's protocol (1 training x 4 test domains, 3 seeds), issue 13's bar: a planted zero is
+    claimed in <= 5% of the studies in either scope, and a planted 10 pp difference cross-domain in >= 80%,
+    where the sign-flip and Wilcoxon tests never can (their floor with 3 seeds or 3 pairs is 0.25). The
+    jobs share one training domain, so the pooled test measures the spread between seeds within each method
+    (up to 4 degrees of freedom instead of 2; the paired spread claimed about 53%). 150 studies, not 50:
+    the test's power is about 84% (400 studies, docs/STATISTICS.md), and with 50 the Monte-Carlo error
+    (+-5 pp) would put the 80% bar at a coin toss. An oracle z-test that knew the variance would claim it
+    in over 99%; the rest is the price of estimating the training noise from three seeds."""
+    rates = claim_rates(PAPER_DESIGN, N_PAPER)
+    found, false = rates["fairer"], rates["same"]
     print("paper's protocol, claims of a planted zero:", false, "of a planted 10 pp:", found)
     assert max(false.values()) <= 0.05, false
-    assert found["cross"] >= 0.4, found
+    assert found["cross"] >= 0.8, found
     assert S.sign_flip_floor(3) == S.wilcoxon_floor(3) == 0.25
+
+
+# ------------------------------------------------------------------------------------------ one training domain
+def bootstrap_parts(replicates: np.ndarray) -> tuple[float, float]:
+    """From the full bootstrap covariance Sigma of J jobs: V_test = 1'Sigma 1 / J^2 and the jobs' own test
+    noise s_n / J = (tr(Sigma) / J - V_test) / (J - 1)."""
+    sigma, j = np.cov(replicates), replicates.shape[0]
+    v_test = sigma.sum() / j**2
+    return v_test, (np.trace(sigma) / j - v_test) / (j - 1)
+
+
+def per_method_by_hand(a: np.ndarray, b: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> tuple[float, float, float]:
+    """se, df and p of the pooled test with the spread measured per method, as docs/STATISTICS.md writes it."""
+    j = a.shape[0]
+    v_test, own = bootstrap_parts(ra - rb)
+    sides = [max(np.var(x, ddof=1) / j, bootstrap_parts(reps)[1]) for x, reps in ((a, ra), (b, rb))]
+    var = max(max(v_test - own, 0.0) + sum(sides), v_test)
+    df = var**2 * (j - 1) / (sides[0] ** 2 + sides[1] ** 2)
+    return math.sqrt(var), df, 2 * sps.t.sf(abs((a - b).mean()) / math.sqrt(var), df)
+
+
+def test_one_training_domain_measures_the_spread_per_method() -> None:
+    """Jobs that differ by seed only: the spread between seeds is measured within each method (Welch), with
+    each method's part floored at its own test noise; without test noise it is Welch's two-sample t-test."""
+    rng = np.random.default_rng(7)
+    a, b = np.array([12.0, 15.5, 9.0]), np.array([20.0, 21.0, 19.2])
+    flat = np.ones(40)
+    welch = sps.ttest_ind(a, b, equal_var=False)
+    result = S.pooled_test(a - b, np.outer(a - b, flat), per_method=(a, np.outer(a, flat)))
+    assert (result.p, result.df) == pytest.approx((welch.pvalue, welch.df))
+    paired = S.pooled_test(a - b, np.outer(a - b, flat))  # the paired spread: J - 1 degrees of freedom
+    assert paired.df == pytest.approx(2.0) and paired.p == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    shared = rng.normal(0.0, 1.0, 300)  # test noise every job shares, and each job's own
+    ra = a[:, None] + 1.2 * shared + rng.normal(0.0, 1.0, (3, 300))
+    rb = b[:, None] + shared + rng.normal(0.0, 2.5, (3, 300))  # b's own noise exceeds its spread: the floor
+    result = S.pooled_test(a - b, ra - rb, per_method=(a, ra))
+    se, df, p = per_method_by_hand(a, b, ra, rb)
+    assert (result.se, result.df, result.p) == pytest.approx((se, df, p))
+    assert np.var(b, ddof=1) / 3 < bootstrap_parts(rb)[1]  # so b's part is its floor here
+    stacked = S.pooled_test(np.stack([a - b, b - a]), np.stack([ra - rb, rb - ra]),
+                            per_method=(np.stack([a, b]), np.stack([ra, rb])))
+    assert stacked.p == pytest.approx([p, p]) and stacked.df == pytest.approx([df, df])
+    holes_a, holes_b = np.append(ra, ra[:1], axis=0), np.append(rb, rb[:1], axis=0)
+    holes_a[0, :5] = np.nan  # replicates undefined for one method on a kept job: left out for both methods
+    gappy = S.pooled_test(np.append(a - b, np.nan), holes_a - holes_b, per_method=(np.append(a, np.nan), holes_a))
+    assert gappy.n == 3 and (gappy.se, gappy.df) == pytest.approx(per_method_by_hand(a, b, ra[:, 5:], rb[:, 5:])[:2])
+    one = S.pooled_test((a - b)[:1], (ra - rb)[:1], per_method=(a[:1], ra[:1]))
+    assert one.df == math.inf and one.se == pytest.approx((ra - rb)[0].std(ddof=1))
 
 
 # ------------------------------------------------------------------------------------------ ranks by hand
