@@ -161,14 +161,17 @@ def bootstrap_interval(replicates: Any, *, estimate: Any = None, alpha: float = 
 
 def _nanquantile(r: np.ndarray, q: list[float], axis: int) -> np.ndarray:
     """``np.nanquantile(r, q, axis=axis)``, the same numbers, without its one-slice-at-a-time loop for the
-    slices that hold no NaN (nearly all): numpy's quantile does those all at once by the same arithmetic."""
+    slices that hold no NaN (nearly all): numpy's quantile does those all at once by the same arithmetic.
+    The report takes some 50,000 of these intervals."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": NaN is the documented answer
         if r.size == 0:
             return np.nanquantile(r, q, axis=axis)
         r = np.moveaxis(r, axis, -1)
         holes = np.isnan(r).any(axis=-1)
-        out = np.quantile(np.where(holes[..., None], 0.0, r), q, axis=-1)
+        # sorted first (a copy): the same order statistics, and faster than numpy's partition at four ranks
+        ordered = np.sort(np.where(holes[..., None], 0.0, r) if holes.any() else r, axis=-1)
+        out = np.quantile(ordered, q, axis=-1, overwrite_input=True)
         if holes.any():
             out[:, holes] = np.nanquantile(r[holes], q, axis=-1)
     return out

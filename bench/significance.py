@@ -73,11 +73,8 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
     if len(methods) < 2:
         return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
     pairs = comparisons(methods, baseline)
-    means = tidy.pair_means.reset_index()
-    pair_map = {key: dict(zip(zip(g["train"], g["test"], strict=True), g["value"], strict=True))
-                for key, g in means.groupby(["method", "scope", "column"], sort=False)}
-    seed_map = {key: dict(zip(g["seed"], g["pair_mean"], strict=True))
-                for key, g in tidy.per_seed.groupby(["method", "scope", "column"], sort=False)}
+    pair_map = _nested(tidy.pair_means.reset_index(), ["train", "test"], "value")
+    seed_map = _nested(tidy.per_seed, ["seed"], "pair_mean")
     columns = list(dict.fromkeys(tidy.main["column"]))
     blocks = [_aggregate_levels(pairs, columns, seed_map, pair_map, alpha)]
     cells = _Cells(tidy, resampled, test_sets, pair_map)
@@ -93,6 +90,16 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
             order += [(c, 2 + 2 * s, r) for r in range(len(rows))]
     blocks.append(_Block(pd.DataFrame(pooled, columns=SIGNIFICANCE_COLUMNS[:-5]), order))
     return _correct(_in_order(blocks), alpha)
+
+
+def _nested(frame: pd.DataFrame, inner: list[str], value: str) -> dict[tuple, dict]:
+    """{(method, scope, column): {inner key: value}}, the inner key a tuple unless ``inner`` is one name."""
+    outer = zip(*(frame[c].tolist() for c in ("method", "scope", "column")), strict=True)
+    keys = zip(*(frame[c].tolist() for c in inner), strict=True) if len(inner) > 1 else frame[inner[0]].tolist()
+    out: dict[tuple, dict] = {}
+    for group, key, v in zip(outer, keys, frame[value].tolist(), strict=True):
+        out.setdefault(group, {})[key] = v
+    return out
 
 
 @dataclass(frozen=True)

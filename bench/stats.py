@@ -252,14 +252,20 @@ def sign_flip_tests(samples: Sequence[Any], *, alpha: float = 0.05, max_exact: i
             continue
         signs, subsets, sizes = _sign_patterns(n)
         k = math.floor(2**n * alpha / 2.0)
-        for row in rows:
-            d = batch.values[row]
-            tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
-            p = float(np.mean(np.abs(signs @ d) >= abs(d.sum()) - tol))
-            means = np.sort((subsets @ d) / sizes)
-            low, high = (means[k - 1], means[-k]) if k >= 1 else (-math.inf, math.inf)
-            batch.set(row, float(d.mean()), float(low), float(high), min(1.0, p), exact=True)
+        d = np.stack([batch.values[row] for row in rows])
+        tol = 1e-12 * np.maximum(1.0, np.abs(d).sum(axis=1))
+        observed = np.abs(d.sum(axis=1)) - tol
+        p = np.concatenate([np.mean(np.abs(d[b] @ signs.T) >= observed[b, None], axis=1) for b in _blocks(rows, n)])
+        means = np.sort((d @ subsets.T) / sizes, axis=1)
+        low, high = (means[:, k - 1], means[:, -k]) if k >= 1 else (-math.inf, math.inf)
+        batch.set(rows, d.mean(axis=1), low, high, np.minimum(1.0, p), exact=True)
     return batch.result()
+
+
+def _blocks(rows: Any, n: int) -> list[slice]:
+    """Slices of ``rows`` small enough for a (rows, 2^n) matrix of sign-pattern sums (4M numbers at most)."""
+    step = max(1, 2**22 // 2**n)
+    return [slice(start, start + step) for start in range(0, len(rows), step)]
 
 
 @functools.lru_cache(maxsize=32)
@@ -348,21 +354,23 @@ def wilcoxon_tests(samples: Sequence[Any], *, alpha: float = 0.05) -> TestResult
         batch.set(rows, estimate, low, high, np.nan, exact=True)
     nonzero = [v[v != 0] for v in batch.values]
     size = np.array([v.shape[0] for v in nonzero], dtype=np.int64)
-    tied = np.array([np.unique(np.abs(v)).size < v.size for v in nonzero], dtype=bool)
     zero = (size == 0) & (batch.n > 0)
     batch.set(zero, batch.estimate[zero], batch.estimate[zero], batch.estimate[zero], 1.0, exact=True)
     for m in np.unique(size[size > 0]):
+        rows = np.flatnonzero(size == m)
+        values = np.stack([nonzero[row] for row in rows])
+        tied = (np.diff(np.sort(np.abs(values), axis=1), axis=1) == 0).any(axis=1)
         for ties in (False, True):
-            rows = np.flatnonzero((size == m) & (tied == ties))
-            if rows.size == 0:
+            chosen = rows[tied == ties]
+            if chosen.size == 0:
                 continue
-            values = np.stack([nonzero[row] for row in rows])
             exact = m <= (_MAX_ENUMERATED if ties else 50)
             if ties and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
-                batch.p[rows] = _tied_signed_rank_p(values)
+                batch.p[chosen] = _tied_signed_rank_p(values[tied == ties])
             else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
-                batch.p[rows] = sps.wilcoxon(values, method="exact" if exact else "asymptotic", axis=-1).pvalue
-            batch.exact[rows] = exact
+                batch.p[chosen] = sps.wilcoxon(values[tied == ties], method="exact" if exact else "asymptotic",
+                                               axis=-1).pvalue
+            batch.exact[chosen] = exact
     return batch.result()
 
 
@@ -386,9 +394,7 @@ def _tied_signed_rank_p(nonzero: np.ndarray) -> np.ndarray:
     signs = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
     tolerance = 1e-9 * ranks.sum(axis=1)
     out = np.empty(ranks.shape[0])
-    step = max(1, 2**22 // 2**n)  # rows per block of the (rows, 2^n) null sums
-    for start in range(0, ranks.shape[0], step):
-        block = slice(start, start + step)
+    for block in _blocks(ranks, n):
         null = ranks[block] @ signs.T
         lower = np.mean(null <= (observed[block] + tolerance[block])[:, None], axis=1)
         upper = np.mean(null >= (observed[block] - tolerance[block])[:, None], axis=1)
