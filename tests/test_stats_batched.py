@@ -86,6 +86,9 @@ def test_batched_wilcoxon_with_ties_equals_brute_force() -> None:
         k = int(np.sum(np.cumsum(null) / 2.0**d.size <= 0.05))  # P(W+ <= k - 1) <= alpha / 2
         low, high = (walsh[k - 1], walsh[-k]) if k >= 1 else (-math.inf, math.inf)
         assert (result.low[i], result.high[i]) == pytest.approx((low, high), rel=1e-12, abs=1e-15)
+    # alpha / 2 = 1/16 = P(W+ = 0) with four values exactly: k = 1, the extreme Walsh averages (1 and 4)
+    edge = S.wilcoxon_tests([np.arange(1.0, 5.0), np.arange(1.0, 4.0)], alpha=0.125)
+    assert edge.low.tolist() == [1.0, -math.inf] and edge.high.tolist() == [4.0, math.inf]
 
 
 def test_batched_sign_flip_equals_brute_force() -> None:
