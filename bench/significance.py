@@ -152,7 +152,7 @@ class _Cells:
 
     def of(self, method: str) -> list[tuple[str, str]]:
         """The method's train -> test pairs, sorted."""
-        return [(train, test) for m, train, test in self.files if m == method]
+        return sorted((train, test) for m, train, test in self.files if m == method)
 
     def test_set(self, method: str, other: str, train: str, test: str) -> str | None:
         """The one test set every file of both methods' cells predicts, or None."""

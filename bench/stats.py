@@ -19,6 +19,9 @@ The pieces, and why each is the one used:
   jobs beyond test-set noise), referred to Student's t with Satterthwaite's degrees of freedom. Unlike the
   exact tests above it has no floor, so one training domain with three seeds can make a claim.
 - `sign_flip_floor`, `wilcoxon_floor`: the smallest p-value each exact test can reach with n values.
+- `sign_flip_tests`, `wilcoxon_tests`, `delong_contrasts`: the same tests of many samples (contrasts) at
+  once, with the same numbers; the report runs tens of thousands of them, and one scipy call per Wilcoxon
+  test cost more than everything else in its significance table.
 - `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
   Mean-rank post-hoc tests depend on which other methods are in the comparison (Benavoli, Corani &
