@@ -184,8 +184,9 @@ def _pair_level(pairs: list[tuple[str, str, str]], cells: _Cells, columns: list[
     delong: list[bool] = []
     moments: list[tuple[float, float]] = []
     boot: list[np.ndarray] = []  # per comparison: estimate, low, high, p (4, pairs x K)
+    k = len(cells.names) if resampled.n_boot else 0
     for c, (comparison, method, other) in enumerate(pairs):
-        diffs, estimates = [], []
+        chosen = []
         theirs = set(cells.of(other))
         for train, test in cells.of(method):
             test_set = cells.test_set(method, other, train, test) if (train, test) in theirs else None
@@ -197,14 +198,16 @@ def _pair_level(pairs: list[tuple[str, str, str]], cells: _Cells, columns: list[
             delong.append("AUC" in columns and all(i in resampled.delong for i in (*mine, *their_files)))
             if delong[-1]:
                 moments.append(_delong_between(list(mine), list(their_files), resampled.delong))
-            if resampled.n_boot:
-                diffs.append(cells.replicates(method, train, test) - cells.replicates(other, train, test))
-                estimates.append(cells.estimate(method, scope, train, test) - cells.estimate(other, scope, train, test))
-        if diffs:
-            diff, estimate = np.concatenate(diffs), np.concatenate(estimates)
+            chosen.append((scope, train, test))
+        if k and chosen:  # the differences of all the comparison's pairs, (pairs x K, B), in one array
+            diff, estimate = np.empty((len(chosen) * k, resampled.n_boot)), np.empty(len(chosen) * k)
+            for j, (scope, train, test) in enumerate(chosen):
+                np.subtract(cells.replicates(method, train, test), cells.replicates(other, train, test),
+                            out=diff[j * k:(j + 1) * k])
+                np.subtract(cells.estimate(method, scope, train, test), cells.estimate(other, scope, train, test),
+                            out=estimate[j * k:(j + 1) * k])
             low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
             boot.append(np.stack([estimate, low, high, bootstrap.bootstrap_p_value(diff, estimate=estimate)]))
-    k = len(cells.names) if resampled.n_boot else 0
     has = np.array(delong, dtype=bool)
     counts = has.astype(np.int64) + k
     first = np.cumsum(counts) - counts  # each pair's first row
