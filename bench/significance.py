@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -175,39 +175,64 @@ class _Cells:
         return self._estimates[key]
 
 
+class _PairTests(NamedTuple):
+    """The pair-level tests of one method against another: the train -> test pairs both have on the same test
+    samples ((scope, train, test, n) each), whether each has a DeLong test, the DeLong contrasts' (estimate,
+    variance) and the bootstrap's (4, pairs x K) estimate, low, high and p (None without replicates)."""
+
+    cells: list[tuple[str, str, str, int]]
+    delong: list[bool]
+    moments: list[tuple[float, float]]
+    boot: np.ndarray | None
+
+
+def _pair_tests(method: str, other: str, cells: _Cells, columns: list[str], alpha: float) -> _PairTests:
+    resampled = cells.resampled
+    out = _PairTests([], [], [], None)
+    theirs = set(cells.of(other))
+    for train, test in cells.of(method):
+        test_set = cells.test_set(method, other, train, test) if (train, test) in theirs else None
+        if test_set is None:
+            continue  # not the same test samples: no paired comparison
+        mine, their_files = cells.files[method, train, test], cells.files[other, train, test]
+        out.cells.append(("intra" if train == test else "cross", train, test, cells.cluster_counts[test_set]))
+        out.delong.append("AUC" in columns and all(i in resampled.delong for i in (*mine, *their_files)))
+        if out.delong[-1]:
+            out.moments.append(_delong_between(list(mine), list(their_files), resampled.delong))
+    k = len(cells.names)
+    if resampled.n_boot == 0 or not out.cells:
+        return out
+    diff, estimate = np.empty((len(out.cells) * k, resampled.n_boot)), np.empty(len(out.cells) * k)
+    for j, (scope, train, test, _) in enumerate(out.cells):  # all the differences, (pairs x K, B), in one array
+        np.subtract(cells.replicates(method, train, test), cells.replicates(other, train, test),
+                    out=diff[j * k:(j + 1) * k])
+        np.subtract(cells.estimate(method, scope, train, test), cells.estimate(other, scope, train, test),
+                    out=estimate[j * k:(j + 1) * k])
+    low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
+    return out._replace(boot=np.stack([estimate, low, high, bootstrap.bootstrap_p_value(diff, estimate=estimate)]))
+
+
 def _pair_level(pairs: list[tuple[str, str, str]], cells: _Cells, columns: list[str], alpha: float) -> _Block:
     """Per comparison, per train -> test pair both methods have on the same test samples: DeLong's test of
     AUC and the paired bootstrap of every other resampled column; the DeLong tests as one batch, the
-    bootstraps as one per comparison. Each pair's rows: its DeLong row, then its bootstrap rows."""
+    bootstraps as one per pair of methods (a pair with the baseline is in both comparison sets: tested once).
+    Each train -> test pair's rows: its DeLong row, then its bootstrap rows."""
     resampled = cells.resampled
     rows: list[tuple] = []  # per pair: (comparison's position, comparison, method, other, scope, train, test, n)
     delong: list[bool] = []
     moments: list[tuple[float, float]] = []
     boot: list[np.ndarray] = []  # per comparison: estimate, low, high, p (4, pairs x K)
     k = len(cells.names) if resampled.n_boot else 0
+    done: dict[tuple[str, str], _PairTests] = {}
     for c, (comparison, method, other) in enumerate(pairs):
-        chosen = []
-        theirs = set(cells.of(other))
-        for train, test in cells.of(method):
-            test_set = cells.test_set(method, other, train, test) if (train, test) in theirs else None
-            if test_set is None:
-                continue  # not the same test samples: no paired comparison
-            mine, their_files = cells.files[method, train, test], cells.files[other, train, test]
-            scope = "intra" if train == test else "cross"
-            rows.append((c, comparison, method, other, scope, train, test, cells.cluster_counts[test_set]))
-            delong.append("AUC" in columns and all(i in resampled.delong for i in (*mine, *their_files)))
-            if delong[-1]:
-                moments.append(_delong_between(list(mine), list(their_files), resampled.delong))
-            chosen.append((scope, train, test))
-        if k and chosen:  # the differences of all the comparison's pairs, (pairs x K, B), in one array
-            diff, estimate = np.empty((len(chosen) * k, resampled.n_boot)), np.empty(len(chosen) * k)
-            for j, (scope, train, test) in enumerate(chosen):
-                np.subtract(cells.replicates(method, train, test), cells.replicates(other, train, test),
-                            out=diff[j * k:(j + 1) * k])
-                np.subtract(cells.estimate(method, scope, train, test), cells.estimate(other, scope, train, test),
-                            out=estimate[j * k:(j + 1) * k])
-            low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
-            boot.append(np.stack([estimate, low, high, bootstrap.bootstrap_p_value(diff, estimate=estimate)]))
+        if (method, other) not in done:
+            done[method, other] = _pair_tests(method, other, cells, columns, alpha)
+        tests = done[method, other]
+        rows += [(c, comparison, method, other, *cell) for cell in tests.cells]
+        delong += tests.delong
+        moments += tests.moments
+        if tests.boot is not None:
+            boot.append(tests.boot)
     has = np.array(delong, dtype=bool)
     counts = has.astype(np.int64) + k
     first = np.cumsum(counts) - counts  # each pair's first row
