@@ -161,17 +161,25 @@ def bootstrap_interval(replicates: Any, *, estimate: Any = None, alpha: float = 
 
 def _nanquantile(r: np.ndarray, q: list[float], axis: int) -> np.ndarray:
     """``np.nanquantile(r, q, axis=axis)``, the same numbers, without its one-slice-at-a-time loop for the
-    slices that hold no NaN (nearly all): numpy's quantile does those all at once by the same arithmetic.
-    The report takes some 50,000 of these intervals."""
+    slices that hold no NaN (nearly all; the report takes some 50,000 intervals). Those are sorted at once and
+    interpolated as numpy's default ("linear") method does: with h = (n - 1) q, j = floor(h) and t = h - j,
+    x_j + (x_{j+1} - x_j) t, written x_{j+1} - (x_{j+1} - x_j)(1 - t) when t >= 1/2 (numpy's form, so the
+    last digits agree too; a test holds them to numpy's)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": NaN is the documented answer
         if r.size == 0:
             return np.nanquantile(r, q, axis=axis)
         r = np.moveaxis(r, axis, -1)
         holes = np.isnan(r).any(axis=-1)
-        # sorted first (a copy): the same order statistics, and faster than numpy's partition at four ranks
         ordered = np.sort(np.where(holes[..., None], 0.0, r) if holes.any() else r, axis=-1)
-        out = np.quantile(ordered, q, axis=-1, overwrite_input=True)
+        n = ordered.shape[-1]
+        h = (n - 1) * np.asarray(q, dtype=np.float64)
+        below = np.floor(h)
+        t = h - below
+        a = ordered[..., below.astype(np.intp)]
+        b = ordered[..., np.minimum(below + 1, n - 1).astype(np.intp)]
+        step = b - a
+        out = np.moveaxis(np.where(t >= 0.5, b - step * (1 - t), a + step * t), -1, 0)
         if holes.any():
             out[:, holes] = np.nanquantile(r[holes], q, axis=-1)
     return out
