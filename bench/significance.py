@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -71,30 +71,56 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
     ``test_sets`` have no pair-level rows.
     """
     methods = _method_order(tidy.methods, baseline)
-    rows: list[dict[str, Any]] = []
     if len(methods) < 2:
         return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
-    files = tidy.main_files.set_index("file")
-    position = {c: i for i, c in enumerate(resampled.columns)}
-    means = tidy.pair_means.reset_index()
-    pair_map = {key: dict(zip(zip(g["train"], g["test"], strict=True), g["value"], strict=True))
-                for key, g in means.groupby(["method", "scope", "column"], sort=False)}
-    seed_map = {key: dict(zip(g["seed"], g["pair_mean"], strict=True))
-                for key, g in tidy.per_seed.groupby(["method", "scope", "column"], sort=False)}
-    cluster_counts = {k: int(t.clusters.max()) + 1 for k, t in test_sets.items()}
-    test_set_of = {f.index: f.test_set for t in test_sets.values() for f in t.files}
+    pairs = comparisons(methods, baseline)
+    pair_map = _nested(tidy.pair_means.reset_index(), ["train", "test"], "value")
+    seed_map = _nested(tidy.per_seed, ["seed"], "pair_mean")
     columns = list(dict.fromkeys(tidy.main["column"]))
+    blocks = [_aggregate_levels(pairs, columns, seed_map, pair_map, alpha)]
+    cells = _Cells(tidy, resampled, test_sets, pair_map)
+    if cells.test_set_of:
+        blocks.append(_pair_level(pairs, cells, columns, alpha))
     jobs = _jobs(tidy, resampled)
-    for comparison, method, other in comparisons(methods, baseline):
-        if test_set_of:
-            rows += _pair_level(comparison, method, other, files, pair_map, resampled, position, cluster_counts,
-                                test_set_of, columns, alpha)
-        for scope in SCOPES:
-            for column in columns:
-                rows += _aggregate_levels(comparison, method, other, scope, column, seed_map, pair_map, alpha)
-            rows += _pooled_level(comparison, method, other, scope, jobs, resampled.columns, alpha)
-    table = pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS[:-5])
-    return _correct(table, alpha)
+    pooled: list[dict[str, Any]] = []
+    order: list[tuple[int, int, int]] = []
+    for c, (comparison, method, other) in enumerate(pairs):
+        for s, scope in enumerate(SCOPES):
+            rows = _pooled_level(comparison, method, other, scope, jobs, resampled.columns, alpha)
+            pooled += rows
+            order += [(c, 2 + 2 * s, r) for r in range(len(rows))]
+    blocks.append(_Block(pd.DataFrame(pooled, columns=SIGNIFICANCE_COLUMNS[:-5]), order))
+    return _correct(_in_order(blocks), alpha)
+
+
+def _nested(frame: pd.DataFrame, inner: list[str], value: str) -> dict[tuple, dict]:
+    """{(method, scope, column): {inner key: value}}, the inner key a tuple unless ``inner`` is one name."""
+    outer = zip(*(frame[c].tolist() for c in ("method", "scope", "column")), strict=True)
+    keys = zip(*(frame[c].tolist() for c in inner), strict=True) if len(inner) > 1 else frame[inner[0]].tolist()
+    out: dict[tuple, dict] = {}
+    for group, key, v in zip(outer, keys, frame[value].tolist(), strict=True):
+        out.setdefault(group, {})[key] = v
+    return out
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rows of the table and where each goes: (comparison's position, part, position in the part); parts are
+    the pair level (0), then per scope its seeds and pairs levels (1, 3, ...) and its pooled level (2, 4, ...),
+    the order of the comparisons and scopes in which the table was always written."""
+
+    rows: pd.DataFrame
+    order: list[tuple[int, int, int]]
+
+
+def _in_order(blocks: list[_Block]) -> pd.DataFrame:
+    """The blocks' rows as one table, in the table's order."""
+    kept = [b for b in blocks if len(b.rows)]
+    if not kept:
+        return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS[:-5])
+    table = pd.concat([b.rows[SIGNIFICANCE_COLUMNS[:-5]] for b in kept], ignore_index=True)
+    keys = np.array([key for b in kept for key in b.order], dtype=np.int64).reshape(-1, 3)
+    return table.iloc[np.lexsort(keys.T[::-1])].reset_index(drop=True)
 
 
 def _method_order(methods: list[str], baseline: str | None) -> list[str]:
@@ -106,47 +132,141 @@ def _method_order(methods: list[str], baseline: str | None) -> list[str]:
     return methods
 
 
-def _pair_level(comparison: str, method: str, other: str, files: pd.DataFrame, pair_map: dict,
-                resampled: Resampled, position: dict[str, int], cluster_counts: dict[str, int],
-                test_set_of: dict[int, str], columns: list[str], alpha: float) -> list[dict[str, Any]]:
-    rows = []
-    mine, theirs = files[files["method"] == method], files[files["method"] == other]
-    for (train, test), a in mine.groupby(["train", "test"], sort=True):
-        b = theirs[(theirs["train"] == train) & (theirs["test"] == test)]
-        if b.empty:
-            continue
-        sets = {test_set_of.get(i) for i in (*a.index, *b.index)}
-        if len(sets) != 1 or None in sets:
+class _Cells:
+    """Each method's prediction files per train -> test pair (a cell), with what the pair level needs of a
+    cell, computed once however many comparisons use it: its test set (None unless all its files predict one),
+    the replicates of every bootstrapped column averaged over its files (seeds), and its point values."""
+
+    def __init__(self, tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet], pair_map: dict) -> None:
+        files = tidy.main_files
+        ids = files["file"].to_numpy()
+        self.files = {key: ids[positions] for key, positions in
+                      files.groupby(["method", "train", "test"], sort=True).indices.items()}
+        self.test_set_of = {f.index: f.test_set for t in test_sets.values() for f in t.files}
+        self.cluster_counts = {k: int(t.clusters.max()) + 1 for k, t in test_sets.items()}
+        self.resampled = resampled
+        self.names = [c for c in resampled.columns if c != "AUC"]
+        self.positions = [list(resampled.columns).index(c) for c in self.names]
+        self.pair_map = pair_map
+        self._replicates: dict[tuple[str, str, str], np.ndarray] = {}
+        self._estimates: dict[tuple[str, str, str, str], np.ndarray] = {}
+
+    def of(self, method: str) -> list[tuple[str, str]]:
+        """The method's train -> test pairs, sorted."""
+        return sorted((train, test) for m, train, test in self.files if m == method)
+
+    def test_set(self, method: str, other: str, train: str, test: str) -> str | None:
+        """The one test set every file of both methods' cells predicts, or None."""
+        sets = {self.test_set_of.get(i) for m in (method, other) for i in self.files[m, train, test]}
+        return next(iter(sets)) if len(sets) == 1 and None not in sets else None
+
+    def replicates(self, method: str, train: str, test: str) -> np.ndarray:
+        """(K, B): every bootstrapped column but AUC on every replicate, averaged over the cell's files."""
+        key = (method, train, test)
+        if key not in self._replicates:
+            self._replicates[key] = nanmean(self.resampled.values[self.files[key]][:, self.positions])
+        return self._replicates[key]
+
+    def estimate(self, method: str, scope: str, train: str, test: str) -> np.ndarray:
+        """(K,): the cell's seed-averaged value of every bootstrapped column but AUC (NaN where missing)."""
+        key = (method, scope, train, test)
+        if key not in self._estimates:
+            self._estimates[key] = np.array([self.pair_map.get((method, scope, c), {}).get((train, test), np.nan)
+                                             for c in self.names])
+        return self._estimates[key]
+
+
+class _PairTests(NamedTuple):
+    """The pair-level tests of one method against another: the train -> test pairs both have on the same test
+    samples ((scope, train, test, n) each), whether each has a DeLong test, the DeLong contrasts' (estimate,
+    variance) and the bootstrap's (4, pairs x K) estimate, low, high and p (None without replicates)."""
+
+    cells: list[tuple[str, str, str, int]]
+    delong: list[bool]
+    moments: list[tuple[float, float]]
+    boot: np.ndarray | None
+
+
+def _pair_tests(method: str, other: str, cells: _Cells, columns: list[str], alpha: float) -> _PairTests:
+    resampled = cells.resampled
+    out = _PairTests([], [], [], None)
+    theirs = set(cells.of(other))
+    for train, test in cells.of(method):
+        test_set = cells.test_set(method, other, train, test) if (train, test) in theirs else None
+        if test_set is None:
             continue  # not the same test samples: no paired comparison
-        (test_set,) = sets
-        scope = "intra" if train == test else "cross"
-        common = {"comparison": comparison, "method": method, "other": other, "level": "pair", "scope": scope,
-                  "train": train, "test": test, "n": cluster_counts[test_set]}
-        if "AUC" in columns and all(i in resampled.delong for i in (*a.index, *b.index)):
-            result = _delong_between(list(a.index), list(b.index), resampled.delong, alpha)
-            rows.append({**common, "column": "AUC", "test_name": "DeLong", "estimate": 100 * result.estimate,
-                         "ci_low": 100 * result.low, "ci_high": 100 * result.high, "se": 100 * result.se,
-                         "df": np.inf, "p": result.p, "p_min": 0.0})
-        if resampled.n_boot == 0:
-            continue
-        names = [c for c in resampled.columns if c != "AUC"]
-        k = [position[c] for c in names]
-        diff = (nanmean(resampled.values[a.index.to_numpy()][:, k])
-                - nanmean(resampled.values[b.index.to_numpy()][:, k]))  # (K, B)
-        estimate = np.array([pair_map.get((method, scope, c), {}).get((train, test), np.nan)
-                             - pair_map.get((other, scope, c), {}).get((train, test), np.nan) for c in names])
-        low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
-        p = bootstrap.bootstrap_p_value(diff, estimate=estimate)
-        floor = 2.0 / (resampled.n_boot + 1)  # bootstrap_p_value's smallest value
-        for j, column in enumerate(names):
-            rows.append({**common, "column": column, "test_name": "paired bootstrap", "estimate": estimate[j],
-                         "ci_low": low[j], "ci_high": high[j], "p": p[j], "p_min": floor})
-    return rows
+        mine, their_files = cells.files[method, train, test], cells.files[other, train, test]
+        out.cells.append(("intra" if train == test else "cross", train, test, cells.cluster_counts[test_set]))
+        out.delong.append("AUC" in columns and all(i in resampled.delong for i in (*mine, *their_files)))
+        if out.delong[-1]:
+            out.moments.append(_delong_between(list(mine), list(their_files), resampled.delong))
+    k = len(cells.names)
+    if resampled.n_boot == 0 or not out.cells:
+        return out
+    diff, estimate = np.empty((len(out.cells) * k, resampled.n_boot)), np.empty(len(out.cells) * k)
+    for j, (scope, train, test, _) in enumerate(out.cells):  # all the differences, (pairs x K, B), in one array
+        np.subtract(cells.replicates(method, train, test), cells.replicates(other, train, test),
+                    out=diff[j * k:(j + 1) * k])
+        np.subtract(cells.estimate(method, scope, train, test), cells.estimate(other, scope, train, test),
+                    out=estimate[j * k:(j + 1) * k])
+    low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
+    return out._replace(boot=np.stack([estimate, low, high, bootstrap.bootstrap_p_value(diff, estimate=estimate)]))
 
 
-def _delong_between(mine: list[int], theirs: list[int], parts: dict[int, stats.DeLongParts],
-                    alpha: float) -> stats.DeLongResult:
-    """DeLong contrast mean(AUC of ``mine``) - mean(AUC of ``theirs``), all files on one test set."""
+def _pair_level(pairs: list[tuple[str, str, str]], cells: _Cells, columns: list[str], alpha: float) -> _Block:
+    """Per comparison, per train -> test pair both methods have on the same test samples: DeLong's test of
+    AUC and the paired bootstrap of every other resampled column; the DeLong tests as one batch, the
+    bootstraps as one per pair of methods (a pair with the baseline is in both comparison sets: tested once).
+    Each train -> test pair's rows: its DeLong row, then its bootstrap rows."""
+    resampled = cells.resampled
+    rows: list[tuple] = []  # per pair: (comparison's position, comparison, method, other, scope, train, test, n)
+    delong: list[bool] = []
+    moments: list[tuple[float, float]] = []
+    boot: list[np.ndarray] = []  # per comparison: estimate, low, high, p (4, pairs x K)
+    k = len(cells.names) if resampled.n_boot else 0
+    done: dict[tuple[str, str], _PairTests] = {}
+    for c, (comparison, method, other) in enumerate(pairs):
+        if (method, other) not in done:
+            done[method, other] = _pair_tests(method, other, cells, columns, alpha)
+        tests = done[method, other]
+        rows += [(c, comparison, method, other, *cell) for cell in tests.cells]
+        delong += tests.delong
+        moments += tests.moments
+        if tests.boot is not None:
+            boot.append(tests.boot)
+    has = np.array(delong, dtype=bool)
+    counts = has.astype(np.int64) + k
+    first = np.cumsum(counts) - counts  # each pair's first row
+    total = int(counts.sum())
+    table = {name: np.repeat(np.array([r[i] for r in rows], dtype=object), counts).tolist()
+             for i, name in enumerate(("comparison", "method", "other", "scope", "train", "test"), start=1)}
+    table["level"] = ["pair"] * total
+    table["n"] = np.repeat(np.array([r[7] for r in rows], dtype=np.int64), counts)
+    at_delong = first[has]
+    at_boot = (first + has)[:, None] + np.arange(k)
+    column, test_name = np.empty(total, dtype=object), np.empty(total, dtype=object)
+    column[at_delong], test_name[at_delong] = "AUC", "DeLong"
+    column[at_boot], test_name[at_boot] = np.array(cells.names[:k], dtype=object), "paired bootstrap"
+    table["column"], table["test_name"] = column.tolist(), test_name.tolist()
+    numbers = {name: np.full(total, np.nan) for name in SIGNIFICANCE_COLUMNS[10:17]}
+    if moments:
+        result = stats.delong_contrasts(*np.array(moments).T, alpha=alpha)
+        for name, values in (("estimate", result.estimate), ("ci_low", result.low), ("ci_high", result.high),
+                             ("se", result.se)):
+            numbers[name][at_delong] = 100 * values
+        numbers["df"][at_delong], numbers["p"][at_delong], numbers["p_min"][at_delong] = np.inf, result.p, 0.0
+    if boot:
+        values = np.concatenate(boot, axis=1)
+        for name, row in zip(("estimate", "ci_low", "ci_high", "p"), values, strict=True):
+            numbers[name][at_boot.ravel()] = row
+        numbers["p_min"][at_boot.ravel()] = 2.0 / (resampled.n_boot + 1)  # bootstrap_p_value's smallest value
+    frame = pd.DataFrame({**table, **numbers})[SIGNIFICANCE_COLUMNS[:-5]]
+    return _Block(frame, [(int(c), 0, i) for i, c in enumerate(np.repeat([r[0] for r in rows], counts))])
+
+
+def _delong_between(mine: list[int], theirs: list[int], parts: dict[int, stats.DeLongParts]) -> tuple[float, float]:
+    """DeLong contrast mean(AUC of ``mine``) - mean(AUC of ``theirs``) and its variance, all files on one test
+    set."""
     chosen = [parts[i] for i in (*mine, *theirs)]
     first = chosen[0]
     combined = stats.DeLongParts(auc=np.concatenate([p.auc for p in chosen]),
@@ -154,29 +274,40 @@ def _delong_between(mine: list[int], theirs: list[int], parts: dict[int, stats.D
                                  n_fake=first.n_fake, n_real=first.n_real, c_fake=first.c_fake, c_real=first.c_real,
                                  c_all=first.c_all)
     contrast = np.concatenate([np.full(len(mine), 1.0 / len(mine)), np.full(len(theirs), -1.0 / len(theirs))])
-    return stats.delong_contrast(combined.auc, stats.delong_covariance(combined), contrast, alpha=alpha)
+    return stats.contrast_moments(combined.auc, stats.delong_covariance(combined), contrast)
 
 
-def _aggregate_levels(comparison: str, method: str, other: str, scope: str, column: str, seed_map: dict,
-                      pair_map: dict, alpha: float) -> list[dict[str, Any]]:
-    rows = []
-    common = {"comparison": comparison, "method": method, "other": other, "scope": scope, "train": "", "test": "",
-              "column": column}
-    a, b = seed_map.get((method, scope, column), {}), seed_map.get((other, scope, column), {})
-    seeds = sorted(set(a) & set(b))
-    if seeds:
-        result = stats.sign_flip_test([a[s] - b[s] for s in seeds], alpha=alpha)
-        rows.append({**common, "level": "seeds", "test_name": "sign-flip" if result.exact else "sign-flip (MC)",
-                     "n": result.n, "estimate": result.estimate, "ci_low": result.low, "ci_high": result.high,
-                     "p": result.p, "p_min": stats.sign_flip_floor(result.n)})
-    a, b = pair_map.get((method, scope, column), {}), pair_map.get((other, scope, column), {})
-    pairs = sorted(set(a) & set(b))
-    if pairs:
-        result = stats.wilcoxon_test([a[p] - b[p] for p in pairs], alpha=alpha)
-        rows.append({**common, "level": "pairs", "test_name": "Wilcoxon", "n": result.n, "estimate": result.estimate,
-                     "ci_low": result.low, "ci_high": result.high, "p": result.p,
-                     "p_min": stats.wilcoxon_floor(result.n)})
-    return rows
+def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], seed_map: dict, pair_map: dict,
+                      alpha: float) -> _Block:
+    """Per comparison, scope and column: the sign-flip test over the seeds both methods have and Wilcoxon's
+    test over the train -> test pairs both have, each run as one batch over all of them."""
+    seeds: list[tuple[tuple, list[float]]] = []
+    wilcoxon: list[tuple[tuple, list[float]]] = []
+    for c, (comparison, method, other) in enumerate(pairs):
+        for s, scope in enumerate(SCOPES):
+            for j, column in enumerate(columns):
+                key = (c, 1 + 2 * s, 2 * j, comparison, method, other, scope, column)
+                a, b = seed_map.get((method, scope, column), {}), seed_map.get((other, scope, column), {})
+                common = sorted(set(a) & set(b))
+                if common:
+                    seeds.append((key, [a[i] - b[i] for i in common]))
+                a, b = pair_map.get((method, scope, column), {}), pair_map.get((other, scope, column), {})
+                common = sorted(set(a) & set(b))
+                if common:
+                    wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), [a[i] - b[i] for i in common]))
+    flips = stats.sign_flip_tests([d for _, d in seeds], alpha=alpha)
+    ranks = stats.wilcoxon_tests([d for _, d in wilcoxon], alpha=alpha)
+    keys = [key for key, _ in seeds] + [key for key, _ in wilcoxon]
+    names = np.where(flips.exact, "sign-flip", "sign-flip (MC)").tolist() + ["Wilcoxon"] * len(wilcoxon)
+    table = pd.DataFrame({
+        "comparison": [k[3] for k in keys], "method": [k[4] for k in keys], "other": [k[5] for k in keys],
+        "level": ["seeds"] * len(seeds) + ["pairs"] * len(wilcoxon), "scope": [k[6] for k in keys],
+        "train": [""] * len(keys), "test": [""] * len(keys), "column": [k[7] for k in keys], "test_name": names,
+        "n": np.concatenate([flips.n, ranks.n]), "estimate": np.concatenate([flips.estimate, ranks.estimate]),
+        "ci_low": np.concatenate([flips.low, ranks.low]), "ci_high": np.concatenate([flips.high, ranks.high]),
+        "se": np.nan, "df": np.nan, "p": np.concatenate([flips.p, ranks.p]),
+        "p_min": [stats.sign_flip_floor(int(i)) for i in flips.n] + [stats.wilcoxon_floor(int(i)) for i in ranks.n]})
+    return _Block(table, [k[:3] for k in keys])
 
 
 @dataclass(frozen=True)
@@ -233,18 +364,18 @@ def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: di
 
 def _correct(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     table = table.copy()
-    table["p_holm"] = np.nan
-    table["p_bh"] = np.nan
-    table["family_size"] = 0
-    for _, family in table.groupby(["comparison", "level", "scope", "column"], sort=False):
-        p = family["p"].to_numpy(dtype=np.float64)
-        table.loc[family.index, "p_holm"] = stats.holm(p)
-        table.loc[family.index, "p_bh"] = stats.benjamini_hochberg(p)
-        table.loc[family.index, "family_size"] = int(np.count_nonzero(~np.isnan(p)))
-    higher = np.array([higher_is_better(c) for c in table["column"]], dtype=bool)
+    p = table["p"].to_numpy(dtype=np.float64)
+    holm, bh = np.full(p.shape, np.nan), np.full(p.shape, np.nan)
+    size = np.zeros(p.shape, dtype=np.int64)
+    for rows in table.groupby(["comparison", "level", "scope", "column"], sort=False).indices.values():
+        holm[rows] = stats.holm(p[rows])
+        bh[rows] = stats.benjamini_hochberg(p[rows])
+        size[rows] = np.count_nonzero(~np.isnan(p[rows]))
+    table["p_holm"], table["p_bh"], table["family_size"] = holm, bh, size
+    higher = table["column"].map({c: higher_is_better(c) for c in table["column"].unique()}).to_numpy(dtype=bool)
     sign = np.sign(table["estimate"].to_numpy(dtype=np.float64)) * np.where(higher, 1.0, -1.0)
     table["favours"] = np.where(sign > 0, table["method"], np.where(sign < 0, table["other"], ""))
-    table["significant"] = table["p_holm"].to_numpy(dtype=np.float64) < alpha
+    table["significant"] = holm < alpha
     return table[SIGNIFICANCE_COLUMNS]
 
 

@@ -21,6 +21,9 @@ The pieces, and why each is the one used:
   freedom. Unlike the exact tests above it has no floor, so one training domain with three seeds can make
   a claim.
 - `sign_flip_floor`, `wilcoxon_floor`: the smallest p-value each exact test can reach with n values.
+- `sign_flip_tests`, `wilcoxon_tests`, `delong_contrasts`: the same tests of many samples (contrasts) at
+  once, with the same numbers; the report runs tens of thousands of them, and one scipy call per Wilcoxon
+  test cost more than everything else in its significance table.
 - `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
   Mean-rank post-hoc tests depend on which other methods are in the comparison (Benavoli, Corani &
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,7 +52,9 @@ __all__ = [
     "PooledResult",
     "TestResult",
     "benjamini_hochberg",
+    "contrast_moments",
     "delong_contrast",
+    "delong_contrasts",
     "delong_covariance",
     "delong_parts",
     "delong_test",
@@ -59,8 +65,10 @@ __all__ = [
     "rank_rows",
     "sign_flip_floor",
     "sign_flip_test",
+    "sign_flip_tests",
     "wilcoxon_floor",
     "wilcoxon_test",
+    "wilcoxon_tests",
 ]
 
 
@@ -160,19 +168,32 @@ def delong_contrast(auc: Any, covariance: Any, contrast: Any, *, alpha: float = 
     E.g. L = (1/S_a, ..., -1/S_b, ...) compares the seed-averaged AUCs of two methods. When the variance
     is 0 (identical curves; below 1e-12 counts as rounding) the difference is 0 too and p = 1, as pROC does.
     """
-    alpha = check_alpha(alpha)
+    result = delong_contrasts(*contrast_moments(auc, covariance, contrast), alpha=alpha)
+    return DeLongResult(*(float(v) for v in result))
+
+
+def contrast_moments(auc: Any, covariance: Any, contrast: Any) -> tuple[float, float]:
+    """L . AUC and its variance L^T Cov L, for `delong_contrasts`."""
     theta = np.asarray(auc, dtype=np.float64)
     lvec = np.asarray(contrast, dtype=np.float64)
-    estimate = float(lvec @ theta)
-    variance = float(lvec @ np.asarray(covariance, dtype=np.float64) @ lvec)
-    se = math.sqrt(max(variance, 0.0)) if np.isfinite(variance) else float("nan")
-    if se < 1e-12 and abs(estimate) < 1e-12:  # the same curves, up to rounding in the sums
-        estimate, se = 0.0, 0.0
-    zero_se = 0.0 if estimate == 0.0 else math.copysign(math.inf, estimate)
-    z = zero_se if se == 0.0 else estimate / se
-    p = float("nan") if math.isnan(z) else float(2.0 * sps.norm.sf(abs(z)))
+    return float(lvec @ theta), float(lvec @ np.asarray(covariance, dtype=np.float64) @ lvec)
+
+
+def delong_contrasts(estimates: Any, variances: Any, *, alpha: float = 0.05) -> DeLongResult:
+    """`delong_contrast` of many contrasts at once, from their estimates and variances (`contrast_moments`):
+    a `DeLongResult` of arrays (the report tests one contrast per train -> test pair and comparison)."""
+    alpha = check_alpha(alpha)
+    estimate = np.asarray(estimates, dtype=np.float64)
+    variance = np.asarray(variances, dtype=np.float64)
+    se = np.where(np.isfinite(variance), np.sqrt(np.maximum(variance, 0.0)), np.nan)
+    same = (se < 1e-12) & (np.abs(estimate) < 1e-12)  # the same curves, up to rounding in the sums
+    estimate, se = np.where(same, 0.0, estimate), np.where(same, 0.0, se)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zero_se = np.where(estimate == 0.0, 0.0, np.copysign(np.inf, estimate))
+        z = np.where(se == 0.0, zero_se, estimate / se)
+    p = np.where(np.isnan(z), np.nan, 2.0 * sps.norm.sf(np.abs(z)))
     half = sps.norm.ppf(1.0 - alpha / 2.0) * se
-    return DeLongResult(estimate, se, z, p, float(estimate - half), float(estimate + half))
+    return DeLongResult(estimate, se, z, p, estimate - half, estimate + half)
 
 
 def delong_test(y_true: Any, score_a: Any, score_b: Any, *, clusters: Any = None,
@@ -211,27 +232,87 @@ def sign_flip_test(differences: Any, *, alpha: float = 0.05, max_exact: int = 16
     exact under symmetry; infinite when k = 0 (too few seeds: S = 5 can never reach p < 0.05). NaN
     differences (a seed missing on one side) are dropped.
     """
+    return _one(sign_flip_tests([differences], alpha=alpha, max_exact=max_exact, n_resamples=n_resamples,
+                                seed=seed))
+
+
+def sign_flip_tests(samples: Sequence[Any], *, alpha: float = 0.05, max_exact: int = 16,
+                    n_resamples: int = 100_000, seed: int = 0) -> TestResult:
+    """`sign_flip_test` of every sample in ``samples`` (each its own paired differences), as a `TestResult`
+    of arrays in the order of ``samples``: the sign patterns and subsets of each sample size are built once
+    and shared by every sample of that size (the report runs thousands of these)."""
     alpha = check_alpha(alpha)
-    d = _paired(differences)
-    n = d.shape[0]
-    if n == 0:
-        return TestResult(float("nan"), float("nan"), float("nan"), float("nan"), 0, True)
-    observed = abs(d.sum())
-    tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
-    exact = n <= max_exact
-    if exact:
-        signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # (2^S, S), all patterns
-        p = float(np.mean(np.abs(signs @ d) >= observed - tol))
-        subsets = (1.0 - signs[1:]) / 2.0  # every nonempty subset, as 0/1 rows
-        means = np.sort((subsets @ d) / subsets.sum(axis=1))
+    batch = _Batch(samples)
+    for n, rows in batch.by_size():
+        if n == 0:
+            continue
+        if n > max_exact:  # Monte-Carlo: every sample draws its own patterns from ``seed``, as one call would
+            for row in rows:
+                d = batch.values[row]
+                rng = np.random.default_rng(seed)
+                signs = rng.choice([-1.0, 1.0], size=(n_resamples, n))
+                tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
+                p = float((np.sum(np.abs(signs @ d) >= abs(d.sum()) - tol) + 1) / (n_resamples + 1))
+                batch.set(row, float(d.mean()), *_t_interval(d, alpha), min(1.0, p), exact=False)
+            continue
+        signs, subsets, sizes = _sign_patterns(n)
         k = math.floor(2**n * alpha / 2.0)
-        low, high = (means[k - 1], means[-k]) if k >= 1 else (-math.inf, math.inf)
-    else:
-        rng = np.random.default_rng(seed)
-        signs = rng.choice([-1.0, 1.0], size=(n_resamples, n))
-        p = float((np.sum(np.abs(signs @ d) >= observed - tol) + 1) / (n_resamples + 1))
-        low, high = _t_interval(d, alpha)
-    return TestResult(float(d.mean()), float(low), float(high), min(1.0, p), n, exact)
+        d = np.stack([batch.values[row] for row in rows])
+        tol = 1e-12 * np.maximum(1.0, np.abs(d).sum(axis=1))
+        observed = np.abs(d.sum(axis=1)) - tol
+        # one matrix-vector product per sample: a product of matrices sums in another order (last digits)
+        p = np.array([np.mean(np.abs(signs @ row) >= bound) for row, bound in zip(d, observed, strict=True)])
+        means = np.sort(np.stack([subsets @ row for row in d]) / sizes, axis=1)
+        low, high = (means[:, k - 1], means[:, -k]) if k >= 1 else (-math.inf, math.inf)
+        batch.set(rows, d.mean(axis=1), low, high, np.minimum(1.0, p), exact=True)
+    return batch.result()
+
+
+def _blocks(rows: Any, n: int) -> list[slice]:
+    """Slices of ``rows`` small enough for a (rows, 2^n) matrix of sign-pattern sums (4M numbers at most)."""
+    step = max(1, 2**22 // 2**n)
+    return [slice(start, start + step) for start in range(0, len(rows), step)]
+
+
+@functools.lru_cache(maxsize=32)
+def _sign_patterns(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All 2^n sign patterns as +-1 rows, every nonempty subset as 0/1 rows and the subsets' sizes."""
+    signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # (2^S, S), all patterns
+    subsets = (1.0 - signs[1:]) / 2.0  # every nonempty subset, as 0/1 rows
+    for array in (signs, subsets):
+        array.flags.writeable = False
+    sizes = subsets.sum(axis=1)
+    sizes.flags.writeable = False
+    return signs, subsets, sizes
+
+
+class _Batch:
+    """Many paired samples (NaNs dropped) and the `TestResult` arrays their tests fill in, row by row or by
+    groups of rows of one sample size; rows never filled (empty samples) stay NaN with n = 0, exact."""
+
+    def __init__(self, samples: Sequence[Any]) -> None:
+        self.values = [_paired(s) for s in samples]
+        self.n = np.array([v.shape[0] for v in self.values], dtype=np.int64)
+        count = len(self.values)
+        self.estimate, self.low, self.high, self.p = (np.full(count, np.nan) for _ in range(4))
+        self.exact = np.ones(count, dtype=bool)
+
+    def by_size(self) -> list[tuple[int, np.ndarray]]:
+        """(sample size, the rows of that size), sizes ascending."""
+        return [(int(n), np.flatnonzero(self.n == n)) for n in np.unique(self.n)]
+
+    def set(self, rows: Any, estimate: Any, low: Any, high: Any, p: Any, *, exact: Any) -> None:
+        self.estimate[rows], self.low[rows], self.high[rows], self.p[rows] = estimate, low, high, p
+        self.exact[rows] = exact
+
+    def result(self) -> TestResult:
+        return TestResult(self.estimate, self.low, self.high, self.p, self.n, self.exact)
+
+
+def _one(result: TestResult) -> TestResult:
+    """The single test of a batch of one, as Python scalars."""
+    return TestResult(float(result.estimate[0]), float(result.low[0]), float(result.high[0]), float(result.p[0]),
+                      int(result.n[0]), bool(result.exact[0]))
 
 
 def _paired(differences: Any) -> np.ndarray:
@@ -256,43 +337,75 @@ def wilcoxon_test(differences: Any, *, alpha: float = 0.05) -> TestResult:
     under H0; infinite when no such k exists (fewer than 6 pairs at alpha = 0.05). NaNs are dropped;
     all-zero differences give p = 1.
     """
+    return _one(wilcoxon_tests([differences], alpha=alpha))
+
+
+def wilcoxon_tests(samples: Sequence[Any], *, alpha: float = 0.05) -> TestResult:
+    """`wilcoxon_test` of every sample in ``samples``, as a `TestResult` of arrays in the order of
+    ``samples``. Samples of one size share their Walsh-average indices and interval rank, and their p-values
+    come from one call per kind of test: scipy's exact or normal p for all untied samples with the same
+    number of nonzero values at once, one enumeration of the sign patterns for the tied ones (the report
+    runs thousands of these; one scipy call each cost more than the rest of the report's tests)."""
     alpha = check_alpha(alpha)
-    d = _paired(differences)
-    n = d.shape[0]
-    if n == 0:
-        return TestResult(float("nan"), float("nan"), float("nan"), float("nan"), 0, True)
-    i, j = np.triu_indices(n)
-    walsh = np.sort((d[i] + d[j]) / 2.0)
-    estimate = float(np.median(walsh))
-    nonzero = d[d != 0]
-    if nonzero.size == 0:
-        return TestResult(estimate, estimate, estimate, 1.0, n, True)
-    tied = np.unique(np.abs(nonzero)).size < nonzero.size
-    exact = nonzero.size <= (_MAX_ENUMERATED if tied else 50)
-    if tied and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
-        pvalue = _tied_signed_rank_p(nonzero)
-    else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
-        pvalue = float(sps.wilcoxon(nonzero, method="exact" if exact else "asymptotic").pvalue)
-    cdf = np.cumsum(_signed_rank_null(n)) / 2.0**n
-    k = int(np.searchsorted(cdf, alpha / 2.0, side="right"))  # P(W+ <= k - 1) <= alpha / 2 < P(W+ <= k)
-    low, high = (walsh[k - 1], walsh[-k]) if k >= 1 else (-math.inf, math.inf)
-    return TestResult(estimate, float(low), float(high), pvalue, n, exact)
+    batch = _Batch(samples)
+    for n, rows in batch.by_size():
+        if n == 0:
+            continue
+        d = np.stack([batch.values[row] for row in rows])
+        i, j = np.triu_indices(n)
+        walsh = np.sort((d[:, i] + d[:, j]) / 2.0, axis=1)
+        estimate = np.median(walsh, axis=1)
+        k = _walsh_rank(n, alpha)
+        low, high = (walsh[:, k - 1], walsh[:, -k]) if k >= 1 else (-math.inf, math.inf)
+        batch.set(rows, estimate, low, high, np.nan, exact=True)
+    nonzero = [v[v != 0] for v in batch.values]
+    size = np.array([v.shape[0] for v in nonzero], dtype=np.int64)
+    zero = (size == 0) & (batch.n > 0)
+    batch.set(zero, batch.estimate[zero], batch.estimate[zero], batch.estimate[zero], 1.0, exact=True)
+    for m in np.unique(size[size > 0]):
+        rows = np.flatnonzero(size == m)
+        values = np.stack([nonzero[row] for row in rows])
+        tied = (np.diff(np.sort(np.abs(values), axis=1), axis=1) == 0).any(axis=1)
+        for ties in (False, True):
+            chosen = rows[tied == ties]
+            if chosen.size == 0:
+                continue
+            exact = m <= (_MAX_ENUMERATED if ties else 50)
+            if ties and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
+                batch.p[chosen] = _tied_signed_rank_p(values[tied == ties])
+            else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
+                batch.p[chosen] = sps.wilcoxon(values[tied == ties], method="exact" if exact else "asymptotic",
+                                               axis=-1).pvalue
+            batch.exact[chosen] = exact
+    return batch.result()
 
 
 _MAX_ENUMERATED = 16  # 2^16 sign patterns: milliseconds
 
 
-def _tied_signed_rank_p(nonzero: np.ndarray) -> float:
-    """Exact two-sided p of the signed-rank statistic with tied |d| (mid-ranks): every sign pattern of the
-    ranks enumerated, p = min(1, 2 min(P(W+ <= w), P(W+ >= w))), as scipy's permutation method gives."""
-    ranks = sps.rankdata(np.abs(nonzero))
-    observed = ranks[nonzero > 0].sum()
-    n = ranks.size
-    signs = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1
-    null = signs @ ranks
-    tolerance = 1e-9 * ranks.sum()
-    lower, upper = np.mean(null <= observed + tolerance), np.mean(null >= observed - tolerance)
-    return float(min(1.0, 2.0 * min(lower, upper)))
+@functools.lru_cache(maxsize=256)
+def _walsh_rank(n: int, alpha: float) -> int:
+    """k of the Hodges-Lehmann interval with n values: P(W+ <= k - 1) <= alpha / 2 < P(W+ <= k)."""
+    cdf = np.cumsum(_signed_rank_null(n)) / 2.0**n
+    return int(np.searchsorted(cdf, alpha / 2.0, side="right"))
+
+
+def _tied_signed_rank_p(nonzero: np.ndarray) -> np.ndarray:
+    """Exact two-sided p of the signed-rank statistic with tied |d| (mid-ranks), for each row of ``nonzero``
+    (samples of one size): every sign pattern of the ranks enumerated, p = min(1, 2 min(P(W+ <= w),
+    P(W+ >= w))), as scipy's permutation method gives. Rank sums are multiples of 1/2, so exact in floats."""
+    ranks = sps.rankdata(np.abs(nonzero), axis=1)
+    observed = np.where(nonzero > 0, ranks, 0.0).sum(axis=1)
+    n = ranks.shape[1]
+    signs = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
+    tolerance = 1e-9 * ranks.sum(axis=1)
+    out = np.empty(ranks.shape[0])
+    for block in _blocks(ranks, n):
+        null = ranks[block] @ signs.T
+        lower = np.mean(null <= (observed[block] + tolerance[block])[:, None], axis=1)
+        upper = np.mean(null >= (observed[block] - tolerance[block])[:, None], axis=1)
+        out[block] = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    return out
 
 
 def _signed_rank_null(n: int) -> np.ndarray:
