@@ -16,6 +16,7 @@ sign-flip, Wilcoxon, corrections, Friedman) are in `bench.stats`. Pure functions
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -73,6 +74,14 @@ class ClusterBootstrap:
     @property
     def n_samples(self) -> int:
         return int(self.codes.shape[0])
+
+    @functools.cached_property
+    def float_counts(self) -> np.ndarray:
+        """``counts`` as float64 (B, C), read-only, made once: every prediction file of the test set
+        multiplies its replicates by them (`bench.replicates.replicate_metrics`)."""
+        counts = self.counts.astype(np.float64)
+        counts.flags.writeable = False
+        return counts
 
     def weights(self, rows: slice = slice(None)) -> np.ndarray:
         """Sample weights (b, N), float64, of the replicates ``rows``: how often each sample is drawn."""

@@ -132,7 +132,7 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
     parts: dict[tuple[str, str], list[np.ndarray]] = {}
     rate_parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for start in range(0, boot.n_boot, chunk):
-        c = boot.counts[start:start + chunk].astype(np.float64)  # (b, C)
+        c = boot.float_counts[start:start + chunk]  # (b, C)
         aucs = engine.on(c)
         weighted = WeightedSamples(samples, counts=c, codes=codes, auc_fn=lambda aucs=aucs: aucs()["all"][:, 0])
         for metric in detection:
