@@ -5,8 +5,13 @@ under it, and the report inputs it needs by name (any table of the report, e.g. 
 ``group_rates``, ``friedman``; ``board``, the long leaderboard; ``files``, the aligned prediction
 files). It is called with those inputs and the figures folder, writes PNG files atomically and returns
 their paths. `make_figures` draws every registered figure in registration order, so adding a plot is
-one function here. The module is imported only when figures are wanted, so ``bench report --no-plots``
-never pays for matplotlib.
+one function here. matplotlib and seaborn are imported only by the process that draws (`Early`: a forked
+process next to the report's statistics), so ``bench report --no-plots`` never pays for them, and the
+report's own process does not either.
+
+Speed: one file per method on the same grid of panels (heatmaps, ROC grids) is one `_Sheet`, laid out and
+drawn once, each method's artists drawn over a copy of its pixels; layouts are fixed geometry measured
+from the labels, not the constrained layout; PNGs are encoded at a low zlib level.
 
 - `heatmaps`: per method, the train x test matrix of AUC and of intersection F_FPR;
 - `pareto`: fairness against AUC per method with CIs, and the Pareto front;
@@ -17,29 +22,24 @@ never pays for matplotlib.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display, no GUI toolkit
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 
 from bench.errors import BenchError
 from bench.groups import INTERSECTIONS as INTERSECTION_NAMES
 from bench.registry import Registry
 from bench.store import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FAIRNESS = "intersection/F_FPR"
 SCOPE_TITLES = {"cross": "cross-domain", "intra": "intra-domain"}
@@ -71,15 +71,15 @@ def caption(name: str) -> str:
 
 def _style() -> Any:
     """Seaborn's whitegrid style and paper context, applied only inside the figure functions."""
-    from contextlib import ExitStack
+    import seaborn as sns
 
-    stack = ExitStack()
+    stack = contextlib.ExitStack()
     stack.enter_context(sns.axes_style("whitegrid"))
     stack.enter_context(sns.plotting_context("notebook", font_scale=0.9))
     return stack
 
 
-def _save(fig: plt.Figure, path: Path, *, tight: bool = False) -> Path:
+def _save(fig: Figure, path: Path, *, tight: bool = False) -> Path:
     """Write ``fig`` as PNG: one canvas draw, encoded fast (`_png`). ``tight`` (a second layout pass over
     every artist, cropping the canvas to them) is for figures whose text reaches outside their axes."""
     if tight:
@@ -90,12 +90,15 @@ def _save(fig: plt.Figure, path: Path, *, tight: bool = False) -> Path:
         fig.set_dpi(DPI)
         fig.canvas.draw()
         data = _png(fig)
-    plt.close(fig)
+    if fig.canvas.manager is not None:  # a figure from pyplot, kept there until closed
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     atomic_write_bytes(path, data)
     return path
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     """What the Agg canvas of ``fig`` holds now, as PNG bytes. The figures are opaque, so RGB (no alpha
     channel) at zlib level `PNG_LEVEL`: encoding at the default level was a third of the figures' time,
     for files about 10% smaller."""
@@ -150,6 +153,9 @@ class _Sheet:
 def _new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches at `DPI` on an Agg canvas, outside pyplot's figure manager
     (nothing to close, nothing kept between calls)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
@@ -158,6 +164,8 @@ def _new_figure(width: float, height: float) -> Figure:
 def _text_extent(fig: Figure, texts: Sequence[str], size: float) -> tuple[float, float]:
     """Width and height in inches of the widest and tallest of ``texts`` at ``size`` points, as this figure
     draws them: fixed layouts are computed from it instead of a layout pass over every artist."""
+    from matplotlib.font_manager import FontProperties
+
     renderer = fig.canvas.get_renderer()
     font = FontProperties(size=size)
     extents = [renderer.get_text_width_height_descent(t, font, ismath=False)[:2] for t in texts] or [(0.0, 0.0)]
@@ -207,9 +215,7 @@ def heatmaps(pairs: pd.DataFrame, folder: Path) -> list[Path]:
             tests = sorted(rows["test"].unique())
             if sheet is None or sheet.key != (trains, tests):
                 sheet = _heatmap_sheet(trains, tests, panels)
-            matrices = [rows.pivot_table(index="train", columns="test", values=column, aggfunc="mean")
-                        .reindex(index=trains, columns=tests).to_numpy(dtype=float) for column, _, _ in panels]
-            _heatmap_fill(sheet, method, matrices)
+            _heatmap_fill(sheet, method, rows)
             paths.append(sheet.write(folder / f"heatmap_{_slug(method)}.png"))
     return paths
 
@@ -217,6 +223,7 @@ def heatmaps(pairs: pd.DataFrame, folder: Path) -> list[Path]:
 def _heatmap_sheet(trains: list[str], tests: list[str], panels: Sequence[tuple[str, str, str]]) -> _Sheet:
     """The heatmap figure for a train x test grid, geometry fixed from the grid and its label sizes: per
     panel a mesh of cells, its annotations, the intra-domain boxes and a colour bar, all animated."""
+    import seaborn as sns
     from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
@@ -228,7 +235,7 @@ def _heatmap_sheet(trains: list[str], tests: list[str], panels: Sequence[tuple[s
     left = label_h + 4 * pt + tick_w + 3.5 * pt + 0.1  # y label, its pad, tick labels, their pad
     below = tick_w * 0.5 + tick_h * 0.87 + 3.5 * pt + 4 * pt + label_h + 0.15  # labels turned 30 degrees
     above = 0.75  # suptitle and panel title
-    grid_w, grid_h = CELL[0] * len(tests), CELL[1] * len(trains)
+    grid_w, grid_h = CELL[0] * len(tests), max(CELL[1] * len(trains), 1.6)
     bar_gap, bar = 0.15, 0.16
     panel_w = left + grid_w + bar_gap + bar + 3.5 * pt + bar_w + 0.2
     fig.set_size_inches(panel_w * len(panels) + 0.1, below + grid_h + above)
@@ -249,7 +256,8 @@ def _heatmap_sheet(trains: list[str], tests: list[str], panels: Sequence[tuple[s
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("test domain", fontsize=LABEL_SIZE)
         ax.set_ylabel("train domain", fontsize=LABEL_SIZE)
-        mesh = ax.pcolormesh(np.ma.masked_all((len(trains), len(tests))), cmap=cmap, norm=Normalize(0, 1),
+        mesh = ax.pcolormesh(np.ma.masked_all((len(trains), len(tests))), norm=Normalize(0, 1),
+                             cmap=sns.color_palette(cmap, as_cmap=True),  # seaborn's rocket among them
                              edgecolors="white", linewidth=0.5, animated=True)
         colorbar = fig.colorbar(mesh, cax=cax)
         colorbar.outline.set_linewidth(0)
@@ -263,13 +271,18 @@ def _heatmap_sheet(trains: list[str], tests: list[str], panels: Sequence[tuple[s
         meshes.append(mesh)
         texts.append(cells)
     title = fig.suptitle("", fontsize=11, y=1 - 0.12 / fig.get_size_inches()[1], va="top", animated=True)
-    return _Sheet(fig, (trains, tests), {"meshes": meshes, "texts": texts, "title": title}, below=[*animated, title])
+    parts = {"meshes": meshes, "texts": texts, "columns": [c for c, _, _ in panels], "title": title}
+    return _Sheet(fig, (trains, tests), parts, below=[*animated, title])
 
 
-def _heatmap_fill(sheet: _Sheet, method: str, matrices: Sequence[np.ndarray]) -> None:
-    """Put one method's matrices into the sheet: cell colours scaled to each matrix's range, annotations
-    (dark on light cells, white on dark ones), the title."""
-    for mesh, cells, matrix in zip(sheet.parts["meshes"], sheet.parts["texts"], matrices, strict=True):
+def _heatmap_fill(sheet: _Sheet, method: str, rows: pd.DataFrame) -> None:
+    """Put one method's pairs (``rows``, a seed per row) into the sheet: per panel the train x test matrix
+    of seed means, cell colours scaled to its range, annotations (dark on light cells, white on dark ones,
+    none on a pair without a value); the title."""
+    trains, tests = sheet.key
+    for mesh, cells, column in zip(sheet.parts["meshes"], sheet.parts["texts"], sheet.parts["columns"], strict=True):
+        matrix = (rows.pivot_table(index="train", columns="test", values=column, aggfunc="mean")
+                  .reindex(index=trains, columns=tests).to_numpy(dtype=float))
         values = np.ma.masked_invalid(matrix)
         finite = matrix[np.isfinite(matrix)]
         mesh.set_array(values)
@@ -304,6 +317,8 @@ def pareto_front(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
 def _method_colours(methods: Sequence[str]) -> dict[str, Any]:
     """A colour per method, all distinct: tab10, or tab20 for more than ten methods (tab10 repeated its
     colours, so two methods looked the same)."""
+    import seaborn as sns
+
     return dict(zip(methods, sns.color_palette("tab10" if len(methods) <= 10 else "tab20", len(methods)),
                     strict=True))
 
@@ -556,6 +571,8 @@ def _roc_sheet(trains: list[str], tests: list[str], key: Any) -> _Sheet:
     (w, h), rows, cols = ROC_PANEL, len(trains), len(tests)
     fig.set_size_inches(left + cols * w + (cols - 1) * gap_w + 0.15,
                         below + rows * h + (rows - 1) * gap_h + above + title_h + 6 * pt)
+    import seaborn as sns
+
     palette = sns.color_palette("tab10", len(INTERSECTION_NAMES))
     parts: dict[Any, Any] = {}
     for i, train in enumerate(trains):
@@ -591,6 +608,8 @@ def cd_diagram(mean_ranks: pd.Series, cd: float, *, title: str, path: Path, note
     ranks = mean_ranks.sort_values()
     k = len(ranks)
     lo, hi = 1, max(k, 2)
+    import seaborn as sns
+
     with _style(), sns.axes_style("white"):
         # fixed geometry: the rank axis 5.8 inches long, the method labels measured beside it, the title above
         fig = _new_figure(1.0, 1.0)
@@ -676,73 +695,134 @@ def cd_diagrams(friedman: pd.DataFrame, board: pd.DataFrame, folder: Path,
 def make_figures(inputs: Mapping[str, Any], *, folder: Path, early: Early | None = None) -> dict[str, list[Path]]:
     """Every registered figure into ``folder``, each drawn from the report ``inputs`` it names (tables by
     name, ``board``, ``files``); returns the paths by figure kind, kinds that drew nothing left out.
-    Kinds that ``early`` is drawing already (`start_early_figures`) are collected from it, not drawn again."""
+    With ``early`` (`start_early_figures`), its figure process draws them and this waits for it."""
     folder.mkdir(parents=True, exist_ok=True)
-    drawn = {}
     for entry in FIGURES.entries():
-        if early is not None and entry.name in early.kinds:
-            continue
         missing = [n for n in entry.meta["needs"] if n not in inputs]
         if missing:
             raise BenchError(f"Figure {entry.name!r} needs {', '.join(missing)}, which the report does not "
                              f"compute; it has: {', '.join(sorted(inputs))}.")
-        drawn[entry.name] = _draw(entry.name, inputs, folder)
-    if early is not None:
-        drawn |= early.collect()
+    drawn = early.finish(inputs) if early is not None else _draw_ready(inputs, folder, {})
     return {name: drawn[name] for name in FIGURES.names() if drawn.get(name)}  # registration order
 
 
 def _draw(kind: str, inputs: Mapping[str, Any], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display, no GUI toolkit
     entry = FIGURES.entry(kind)
     return entry.obj(*(inputs[n] for n in entry.meta["needs"]), folder)
 
 
-class Early:
-    """Figure kinds being drawn in a forked process while the report computes its tables.
+def _draw_ready(inputs: Mapping[str, Any], folder: Path, drawn: dict[str, list[Path]],
+                kinds: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """Draw every kind (of ``kinds``, default all) not in ``drawn`` whose inputs are all in ``inputs``, in
+    registration order; adds them to ``drawn`` and returns it."""
+    for entry in FIGURES.entries():
+        if kinds is not None and entry.name not in kinds:
+            continue
+        if entry.name not in drawn and all(n in inputs for n in entry.meta["needs"]):
+            drawn[entry.name] = _draw(entry.name, inputs, folder)
+    return drawn
 
-    The ROC grids need only the prediction files and are most of the figures' time, so on a machine with
-    two cores or more they are drawn next to the statistics instead of after them. The child writes its
-    PNGs and sends back their paths; when it fails or cannot start, `collect` draws the kinds here.
+
+class Early:
+    """Two forked processes that draw the figures while the report computes its tables.
+
+    The first starts at once on the kinds whose inputs the report has already (the prediction files, from
+    which the ROC grids are drawn: most of the figures' time); `send` hands it more inputs as the report
+    computes them, and it draws the kinds they complete. `finish` hands over the rest: the first kind left
+    (the heatmaps, unless drawn already) goes to the second process, the others to the first, so both
+    cores draw while the report waits. Both import matplotlib themselves, so the report's process never
+    pays for it. When a process fails, or none can start (one core, no fork), the report's process draws
+    its kinds, so no figure is lost.
     """
 
-    def __init__(self, inputs: Mapping[str, Any], *, folder: Path, kinds: Sequence[str]) -> None:
+    def __init__(self, inputs: Mapping[str, Any], *, folder: Path) -> None:
         import multiprocessing
 
-        self.inputs, self.folder, self.kinds = inputs, folder, tuple(kinds)
-        self._process = self._pipe = None
-        if not self.kinds or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        self.inputs, self.folder, self._forked = dict(inputs), folder, set(inputs)
+        self._workers: list[tuple[Any, Any]] = []  # (process, pipe)
+        self._assigned: list[str] = []  # the kinds the first process was told to draw
+        if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return
         folder.mkdir(parents=True, exist_ok=True)
-        receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
-        self._process = multiprocessing.get_context("fork").Process(target=self._child, args=(send,), daemon=True)
-        self._process.start()
-        send.close()
-        self._pipe = receive
+        context = multiprocessing.get_context("fork")
+        for _ in range(2):
+            pipe, child_end = context.Pipe()
+            process = context.Process(target=_figure_process, args=(child_end, self.inputs, folder), daemon=True)
+            process.start()
+            child_end.close()
+            self._workers.append((process, pipe))
+        self.send({})
 
-    def _child(self, send: Any) -> None:
+    def send(self, inputs: Mapping[str, Any]) -> None:
+        """More report inputs: the first process draws the kinds they complete, at once."""
+        new = {name: value for name, value in inputs.items() if name not in self.inputs}
+        self.inputs |= new
+        ready = [e.name for e in FIGURES.entries() if all(n in self.inputs for n in e.meta["needs"])]
+        self._assigned += [name for name in ready if name not in self._assigned]
+        if self._workers and not self._talk(0, (new, self._assigned, False)):
+            self._workers[0] = (None, None)
+
+    def finish(self, inputs: Mapping[str, Any]) -> dict[str, list[Path]]:
+        """Hand over the remaining ``inputs`` and wait: the paths of every kind by name."""
+        start = dict(self.inputs)
+        self.inputs |= dict(inputs)
+        left = [name for name in FIGURES.names() if name not in self._assigned]
+        shares = [[*self._assigned, *left[1:]], left[:1]]
+        drawn: dict[str, list[Path]] = {}
+        if not self._workers:
+            return _draw_ready(self.inputs, self.folder, drawn)
+        late = [{n: v for n, v in self.inputs.items() if n not in known} for known in (start, self._forked)]
+        sent = [self._talk(i, (late[i], shares[i], True)) for i in range(2)]
+        for i, (process, pipe) in enumerate(self._workers):
+            result = None
+            if sent[i]:
+                with contextlib.suppress(EOFError, OSError):  # the process died: its kinds are drawn here
+                    result = pipe.recv()
+            if pipe is not None:
+                pipe.close()
+                process.join()
+            drawn |= result if result is not None else _draw_ready(self.inputs, self.folder, {}, shares[i])
+        self._workers = []
+        return drawn
+
+    def _talk(self, worker: int, message: Any) -> bool:
+        """Send ``message`` to a figure process; False when it is gone."""
+        pipe = self._workers[worker][1]
+        if pipe is None:
+            return False
         try:
-            send.send({kind: _draw(kind, self.inputs, self.folder) for kind in self.kinds})
-        except BaseException:  # anything: the parent draws the kinds itself
-            send.send(None)
-        finally:
-            send.close()
+            pipe.send(message)
+        except OSError:
+            return False
+        return True
 
-    def collect(self) -> dict[str, list[Path]]:
-        """The paths drawn by kind; waits for the child, or draws here what it did not deliver."""
-        result = None
-        if self._process is not None:
-            try:
-                result = self._pipe.recv()
-            except EOFError:  # the child died
-                result = None
-            self._pipe.close()
-            self._process.join()
-        if result is None:
-            result = {kind: _draw(kind, self.inputs, self.folder) for kind in self.kinds}
-        return result
+
+def _figure_process(pipe: Any, inputs: dict[str, Any], folder: Path) -> None:
+    """An `Early` process: draw the kinds it is told to as their inputs arrive; at the final message, send
+    back the paths by kind (None when anything failed: the report's process then draws them)."""
+    drawn: dict[str, list[Path]] = {}
+    try:
+        import matplotlib
+        import seaborn  # noqa: F401 -- imported now, while the report computes, not when drawing starts
+
+        matplotlib.use("Agg")
+        final = False
+        while not final:
+            new, kinds, final = pipe.recv()
+            inputs |= new
+            _draw_ready(inputs, folder, drawn, kinds)
+        pipe.send(drawn)
+    except BaseException:  # anything, including the report's process ending: it draws the kinds itself
+        with contextlib.suppress(OSError):
+            pipe.send(None)
+    finally:
+        pipe.close()
 
 
 def start_early_figures(inputs: Mapping[str, Any], *, folder: Path) -> Early:
-    """Start drawing, in the background, every figure kind whose inputs are all in ``inputs`` already."""
-    kinds = [e.name for e in FIGURES.entries() if all(n in inputs for n in e.meta["needs"])]
-    return Early(inputs, folder=folder, kinds=kinds)
+    """Start drawing, in a forked process, every figure kind whose inputs are all in ``inputs`` already;
+    `make_figures` (or `Early.send`) hands it the rest."""
+    return Early(inputs, folder=folder)
