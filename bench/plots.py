@@ -727,23 +727,24 @@ def _draw_ready(inputs: Mapping[str, Any], folder: Path, drawn: dict[str, list[P
 
 
 class Early:
-    """Two forked processes that draw the figures while the report computes its tables.
+    """Two forked processes that draw the figures while the report computes and writes its tables.
 
-    The first starts at once on the kinds whose inputs the report has already (the prediction files, from
-    which the ROC grids are drawn: most of the figures' time); `send` hands it more inputs as the report
-    computes them, and it draws the kinds they complete. `finish` hands over the rest: the first kind left
-    (the heatmaps, unless drawn already) goes to the second process, the others to the first, so both
-    cores draw while the report waits. Both import matplotlib themselves, so the report's process never
-    pays for it. When a process fails, or none can start (one core, no fork), the report's process draws
-    its kinds, so no figure is lost.
+    The kinds whose inputs the report has at once (the prediction files, from which the ROC grids are
+    drawn: most of the figures' time) start at once in the first process. `send` hands over more inputs
+    as the report computes them, and `finish` the rest; the kinds they complete are shared out as they
+    come: the first to the second process while it has none (the heatmaps), the others to the first, so
+    both cores draw. `finish` waits for both and returns the paths of every kind. Both import matplotlib
+    themselves, so the report's process never pays for it. When a process fails, or none can start (one
+    core, no fork), the report's process draws its kinds, so no figure is lost.
     """
 
     def __init__(self, inputs: Mapping[str, Any], *, folder: Path) -> None:
         import multiprocessing
 
-        self.inputs, self.folder, self._forked = dict(inputs), folder, set(inputs)
-        self._workers: list[tuple[Any, Any]] = []  # (process, pipe)
-        self._assigned: list[str] = []  # the kinds the first process was told to draw
+        self.inputs, self.folder = dict(inputs), folder
+        self._workers: list[tuple[Any, Any]] = []  # (process, pipe), None for one that is gone
+        self._kinds: list[list[str]] = [[], []]  # the kinds each process was given
+        self._has: list[set[str]] = [set(inputs), set(inputs)]  # the inputs each process has
         if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -757,51 +758,45 @@ class Early:
         self.send({})
 
     def send(self, inputs: Mapping[str, Any]) -> None:
-        """More report inputs: the first process draws the kinds they complete, at once."""
-        new = {name: value for name, value in inputs.items() if name not in self.inputs}
-        self.inputs |= new
-        ready = [e.name for e in FIGURES.entries() if all(n in self.inputs for n in e.meta["needs"])]
-        self._assigned += [name for name in ready if name not in self._assigned]
-        if self._workers and not self._talk(0, (new, self._assigned, False)):
-            self._workers[0] = (None, None)
+        """More report inputs: the kinds they complete are drawn at once."""
+        self._hand_out(inputs, final=False)
 
     def finish(self, inputs: Mapping[str, Any]) -> dict[str, list[Path]]:
         """Hand over the remaining ``inputs`` and wait: the paths of every kind by name."""
-        start = dict(self.inputs)
-        self.inputs |= dict(inputs)
-        left = [name for name in FIGURES.names() if name not in self._assigned]
-        shares = [[*self._assigned, *left[1:]], left[:1]]
-        drawn: dict[str, list[Path]] = {}
+        self._hand_out(inputs, final=True)
         if not self._workers:
-            return _draw_ready(self.inputs, self.folder, drawn)
-        late = [{n: v for n, v in self.inputs.items() if n not in known} for known in (start, self._forked)]
-        sent = [self._talk(i, (late[i], shares[i], True)) for i in range(2)]
-        for i, (process, pipe) in enumerate(self._workers):
+            return _draw_ready(self.inputs, self.folder, {})
+        drawn: dict[str, list[Path]] = {}
+        for (process, pipe), kinds in zip(self._workers, self._kinds, strict=True):
             result = None
-            if sent[i]:
+            if pipe is not None:
                 with contextlib.suppress(EOFError, OSError):  # the process died: its kinds are drawn here
                     result = pipe.recv()
-            if pipe is not None:
                 pipe.close()
                 process.join()
-            drawn |= result if result is not None else _draw_ready(self.inputs, self.folder, {}, shares[i])
+            drawn |= result if result is not None else _draw_ready(self.inputs, self.folder, {}, kinds)
         self._workers = []
         return drawn
 
-    def _talk(self, worker: int, message: Any) -> bool:
-        """Send ``message`` to a figure process; False when it is gone."""
-        pipe = self._workers[worker][1]
-        if pipe is None:
-            return False
-        try:
-            pipe.send(message)
-        except OSError:
-            return False
-        return True
+    def _hand_out(self, inputs: Mapping[str, Any], *, final: bool) -> None:
+        self.inputs |= {name: value for name, value in inputs.items() if name not in self.inputs}
+        given = {name for kinds in self._kinds for name in kinds}
+        for entry in FIGURES.entries():
+            if entry.name not in given and all(n in self.inputs for n in entry.meta["needs"]):
+                self._kinds[1 if self._kinds[0] and not self._kinds[1] else 0].append(entry.name)
+        for i, (_, pipe) in enumerate(self._workers):
+            if pipe is None:
+                continue
+            new = {name: value for name, value in self.inputs.items() if name not in self._has[i]}
+            try:
+                pipe.send((new, self._kinds[i], final))
+            except OSError:  # gone: `finish` draws its kinds here
+                self._workers[i] = (None, None)
+            self._has[i] |= set(new)
 
 
 def _figure_process(pipe: Any, inputs: dict[str, Any], folder: Path) -> None:
-    """An `Early` process: draw the kinds it is told to as their inputs arrive; at the final message, send
+    """An `Early` process: draw the kinds it is given as their inputs arrive; at the final message, send
     back the paths by kind (None when anything failed: the report's process then draws them)."""
     drawn: dict[str, list[Path]] = {}
     try:

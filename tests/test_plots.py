@@ -216,8 +216,8 @@ def test_group_curves_auc_is_the_group_auc() -> None:
 def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """`start_early_figures` draws what its inputs allow at once, `Early.send` what more inputs complete,
-    `make_figures` the rest, all in forked processes (the first kind left at the end in a second one);
-    when a process fails, the report's process draws that process's kinds instead."""
+    `make_figures` the rest, all in forked processes (the first kind completed after the start in a second
+    one); when a process fails, the report's process draws that process's kinds instead."""
     from bench.registry import Registry
 
     monkeypatch.setattr(P, "FIGURES", Registry("figure"))
@@ -245,7 +245,7 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
         names = ["first", "second", "last"] + (["fragile"] if fails else [])
         assert drawn == {name: [folder / f"{name}.txt"] for name in names}
         writers = {name: int(drawn[name][0].read_text().split()[0]) for name in names}
-        first_process = [n for n in names if n != "last"]
+        first_process = [n for n in names if n != "second"]
         assert {writers[n] for n in first_process} == ({report_process} if fails else {writers["first"]})
-        assert len({report_process, writers["first"], writers["last"]}) == (2 if fails else 3), writers
+        assert len({report_process, writers["first"], writers["second"]}) == (2 if fails else 3), writers
         assert drawn["last"][0].read_text().endswith("(3, 1)")
