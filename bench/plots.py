@@ -280,9 +280,9 @@ def _heatmap_fill(sheet: _Sheet, method: str, rows: pd.DataFrame) -> None:
     of seed means, cell colours scaled to its range, annotations (dark on light cells, white on dark ones,
     none on a pair without a value); the title."""
     trains, tests = sheet.key
+    means = rows.groupby(["train", "test"])[sheet.parts["columns"]].mean()
     for mesh, cells, column in zip(sheet.parts["meshes"], sheet.parts["texts"], sheet.parts["columns"], strict=True):
-        matrix = (rows.pivot_table(index="train", columns="test", values=column, aggfunc="mean")
-                  .reindex(index=trains, columns=tests).to_numpy(dtype=float))
+        matrix = means[column].unstack("test").reindex(index=trains, columns=tests).to_numpy(dtype=float)
         values = np.ma.masked_invalid(matrix)
         finite = matrix[np.isfinite(matrix)]
         mesh.set_array(values)
