@@ -781,13 +781,14 @@ class Early:
     def _hand_out(self, inputs: Mapping[str, Any], *, final: bool) -> None:
         self.inputs |= {name: value for name, value in inputs.items() if name not in self.inputs}
         given = {name for kinds in self._kinds for name in kinds}
+        needed = {name for entry in FIGURES.entries() for name in entry.meta["needs"]}  # only these travel
         for entry in FIGURES.entries():
             if entry.name not in given and all(n in self.inputs for n in entry.meta["needs"]):
                 self._kinds[1 if self._kinds[0] and not self._kinds[1] else 0].append(entry.name)
         for i, (_, pipe) in enumerate(self._workers):
             if pipe is None:
                 continue
-            new = {name: value for name, value in self.inputs.items() if name not in self._has[i]}
+            new = {name: value for name, value in self.inputs.items() if name in needed and name not in self._has[i]}
             try:
                 pipe.send((new, self._kinds[i], final))
             except OSError:  # gone: `finish` draws its kinds here
