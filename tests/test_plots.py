@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -123,3 +125,127 @@ def test_empty_inputs_draw_nothing(kind: str, tmp_path: Path) -> None:
     call = {"heatmaps": lambda: P.heatmaps(empty_pairs, tmp_path),
             "group_rate_bars": lambda: P.group_rate_bars(empty_rates, tmp_path)}[kind]
     assert call() == []
+
+
+# ------------------------------------------------------------------ figures drawn fast must lose nothing
+def pair_rows(method: str, values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    """Pair-table rows of one method: a row per seed, AUC and the fairness gap (the gap = 100 - AUC / 2)."""
+    return pd.DataFrame([{"method": method, "role": "main", "train": train, "test": test, "AUC": v,
+                          P.FAIRNESS: 100 - v / 2} for (train, test), vs in values.items() for v in vs])
+
+
+# method a has every pair, two seeds on one; b lacks dB -> dC, and its other values differ from a's. a's
+# dB -> dC is its highest AUC and lowest gap, light cells annotated in a dark colour: left over in b's
+# figure, that annotation would show on the blank cell
+PAIRS_A = {("dA", "dA"): [90.0, 81.0], ("dA", "dB"): [70.25], ("dA", "dC"): [55.0], ("dB", "dA"): [60.0],
+           ("dB", "dB"): [99.5], ("dB", "dC"): [99.9]}
+PAIRS_B = {("dA", "dA"): [52.0], ("dA", "dB"): [61.0], ("dA", "dC"): [73.0], ("dB", "dA"): [88.0],
+           ("dB", "dB"): [77.7]}
+
+
+def test_heatmap_cells_show_the_seed_means_of_the_table() -> None:
+    """Every annotated cell reads the mean over the seeds of its pair, worked out here; a pair without a
+    value shows nothing, not the value the previous method left in the shared figure."""
+    rows = pd.concat([pair_rows("a", PAIRS_A), pair_rows("b", PAIRS_B)])
+    sheet = P._heatmap_sheet(["dA", "dB"], ["dA", "dB", "dC"], P.HEATMAP_PANELS)
+    for method, values in (("a", PAIRS_A), ("b", PAIRS_B)):
+        P._heatmap_fill(sheet, method, rows[rows["method"] == method])
+        for panel, (texts, to_value) in enumerate(zip(sheet.parts["texts"], (lambda v: v, lambda v: 100 - v / 2),
+                                                      strict=True)):
+            shown = {(train, test): texts[i][j].get_text() for i, train in enumerate(["dA", "dB"])
+                     for j, test in enumerate(["dA", "dB", "dC"]) if texts[i][j].get_visible()}
+            expected = {pair: f"{sum(map(to_value, vs)) / len(vs):.1f}" for pair, vs in values.items()}
+            assert shown == expected, (method, panel)
+    assert expected[("dA", "dA")] == "74.0"  # the fairness gap of b's one seed: 100 - 52 / 2
+
+
+def test_a_method_drawn_after_another_looks_as_if_drawn_alone(tmp_path: Path) -> None:
+    """The heatmaps and ROC grids of several methods share one figure each; the file of a method drawn
+    after another is pixel for pixel the one drawn with that method alone."""
+    both = pd.concat([pair_rows("a", PAIRS_A), pair_rows("b", PAIRS_B)])
+    rng = np.random.default_rng(3)
+
+    def prediction(method: str, train: str, test: str, shift: float) -> SimpleNamespace:
+        n = 120
+        label = rng.integers(0, 2, n)
+        frame = pd.DataFrame({"label": label, "score": np.round(rng.normal(label * shift, 1.0), 1),
+                              "intersection": rng.integers(0, 3, n)})
+        return SimpleNamespace(run=SimpleNamespace(role="main", method=method, seed=0, train=train), domain=test,
+                               frame=frame)
+
+    files = [prediction(m, train, test, shift) for m, shift in (("a", 2.0), ("b", 0.5))
+             for train in ("dA", "dB") for test in ("dA", "dB")]
+    for kind, draw, alone in (("heatmap", P.heatmaps, (both, both[both["method"] == "b"])),
+                              ("roc", P.group_roc, (files, files[4:]))):
+        together, single = tmp_path / f"{kind}-both", tmp_path / f"{kind}-b"
+        together.mkdir()
+        single.mkdir()
+        assert [p.name for p in draw(alone[0], together)] == [f"{kind}_a.png", f"{kind}_b.png"]
+        draw(alone[1], single)
+        a, b, b_alone = (mpimg.imread(path) for path in (together / f"{kind}_a.png", together / f"{kind}_b.png",
+                                                          single / f"{kind}_b.png"))
+        assert b.shape == b_alone.shape and np.array_equal(b, b_alone), kind
+        assert not np.array_equal(a, b), kind
+
+
+def test_group_curves_auc_is_the_group_auc() -> None:
+    """The AUC in the ROC legends, from the area under the curve's corners, against the rank-based group
+    AUC of bench.metrics and scikit-learn's; groups lacking a class are left out."""
+    from sklearn.metrics import roc_auc_score
+
+    from bench.metrics import group_auc
+
+    rng = np.random.default_rng(7)
+    n = 900
+    groups = rng.integers(0, 8, n)
+    y = rng.integers(0, 2, n)
+    y[groups == 5] = 1  # no reals: no curve
+    score = np.round(1 / (1 + np.exp(-rng.normal(y * (groups / 4), 1.0))), 2)  # P(fake), many ties
+    frame = pd.DataFrame({"label": y, "score": score, "intersection": groups})
+    curves = P._group_curves(frame)
+    reference = group_auc(y, score, groups)
+    assert [g for g, *_ in curves] == [0, 1, 2, 3, 4, 6, 7]
+    for g, fpr, tpr, auc in curves:
+        rows = groups == g
+        assert auc == pytest.approx(reference[g], abs=1e-12)
+        assert auc == pytest.approx(roc_auc_score(y[rows], score[rows]), abs=1e-12)
+        expected_fpr, expected_tpr = P.roc_points(y[rows], score[rows])
+        assert np.array_equal(fpr, expected_fpr) and np.array_equal(tpr, expected_tpr)
+
+
+def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`start_early_figures` draws what its inputs allow at once, `Early.send` what more inputs complete,
+    `make_figures` the rest, all in forked processes (the first kind completed after the start in a second
+    one); when a process fails, the report's process draws that process's kinds instead."""
+    from bench.registry import Registry
+
+    monkeypatch.setattr(P, "FIGURES", Registry("figure"))
+    report_process = os.getpid()
+
+    def kind(name: str, needs: tuple[str, ...], *, fails_in_child: bool = False) -> None:
+        @P.figure(name, needs=needs, caption=name)
+        def draw(*args: object) -> list[Path]:
+            if fails_in_child and os.getpid() != report_process:
+                raise RuntimeError("a figure failing in the figure process")
+            path = args[-1] / f"{name}.txt"
+            path.write_text(f"{os.getpid()} {args[:-1]}")
+            return [path]
+
+    kind("first", ("files",))
+    kind("second", ("pairs",))
+    kind("last", ("board", "files"))
+    for fails in (False, True):
+        if fails:
+            kind("fragile", ("board",), fails_in_child=True)
+        folder = tmp_path / str(fails)
+        early = P.start_early_figures({"files": 1}, folder=folder)
+        early.send({"pairs": 2})
+        drawn = P.make_figures({"files": 1, "pairs": 2, "board": 3}, folder=folder, early=early)
+        names = ["first", "second", "last"] + (["fragile"] if fails else [])
+        assert drawn == {name: [folder / f"{name}.txt"] for name in names}
+        writers = {name: int(drawn[name][0].read_text().split()[0]) for name in names}
+        first_process = [n for n in names if n != "second"]
+        assert {writers[n] for n in first_process} == ({report_process} if fails else {writers["first"]})
+        assert len({report_process, writers["first"], writers["second"]}) == (2 if fails else 3), writers
+        assert drawn["last"][0].read_text().endswith("(3, 1)")
