@@ -97,6 +97,8 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
 
         effect = effect_table(frames["significance"], fits, tidy, resampled, alpha=settings.alpha)
         frames |= {"postprocess": fits, "postprocess_effect": effect}
+    if early is not None:  # the figures these tables complete are drawn while the tables are written
+        early.send({**frames, "board": board})
     rendered = render.render_tables(frames)
     destination.tables.mkdir(parents=True, exist_ok=True)
     for table in rendered.values():
