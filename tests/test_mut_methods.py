@@ -1,0 +1,60 @@
+"""Method behaviour that mutation testing (docs/CONTRIBUTING.md) found unguarded, against values worked out by
+hand: each test names the planted mistake it catches."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import tiny_info
+
+from bench.batch import Batch
+from bench.config import build_config, resolve_method_config
+from bench.method import METHODS, Method, MethodInfo
+from methods.eo_reg import soft_equalised_odds_gap
+
+
+def build(name: str, info: MethodInfo, **settings: object) -> Method:
+    torch.manual_seed(0)
+    cls = METHODS.get(name)
+    sets = [f"{name}.{key}={value}" for key, value in settings.items()]
+    return cls(resolve_method_config(cls.Config, build_config(preset="quick", sets=sets), name), info)
+
+
+def batch_of(rows: list[tuple[int, int]]) -> Batch:
+    group = torch.tensor([g for g, _ in rows])
+    label = torch.tensor([y for _, y in rows])
+    n = len(rows)
+    return Batch(images=torch.zeros(n, 3, 32, 32), label=label, group=group, gender=group // 4, race=group % 4,
+                 manipulation=label, video=torch.arange(n), rows=torch.arange(n).numpy())
+
+
+@pytest.mark.parametrize("sampler", ["standard", "paired"])
+def test_reweight_weighs_by_the_share_the_sampler_it_was_told_draws(sampler: str) -> None:
+    """Catches Reweight ignoring ``info.sampler`` (standard-sampler weights under paired batches)."""
+    info = replace(tiny_info(), sampler=sampler)
+    counts = info.cell_counts  # (group, label) cells, all 16 present
+    n = sum(counts)
+    n_label = [sum(counts[y::2]) for y in (0, 1)]
+    # target 1/16 per cell; drawn share n_c / N (standard) or n_c / (2 n_label) (paired: half the batch each label)
+    drawn = [c / n if sampler == "standard" else c / (2 * n_label[i % 2]) for i, c in enumerate(counts)]
+    rows = [(0, 0), (1, 1), (5, 0), (7, 1), (-1, 1)]  # the unknown group weighs 1
+    logits = torch.tensor([0.3, -1.2, 2.0, 0.5, -0.4])
+    batch = batch_of(rows)
+    bce = F.binary_cross_entropy_with_logits(logits, batch.label.float(), reduction="none")
+    weights = [1 / 16 / drawn[2 * g + y] if g >= 0 else 1.0 for g, y in rows]
+    expected = sum(w * float(b) for w, b in zip(weights, bce, strict=True)) / len(rows)
+    assert float(build("reweight", info).loss(logits, batch)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_eo_penalty_of_a_class_with_one_known_sample_is_zero() -> None:
+    """Catches the batch rate dividing by more than the class's known samples (e.g. clamp(min=2))."""
+    rows = [(0, 0, 0.25), (-1, 0, 0.9), (0, 1, 0.9), (1, 1, 0.5)]  # one known real; the unknown one is left out
+    logit = torch.tensor([math.log(s / (1 - s)) for _, _, s in rows])
+    label = torch.tensor([y for _, y, _ in rows])
+    group = torch.tensor([g for g, _, _ in rows])
+    # reals: group 0's rate 0.25 is the batch's; fakes: batch TPR 0.7, |0.9 - 0.7| + |0.5 - 0.7| = 0.4
+    assert float(soft_equalised_odds_gap(logit, label, group, 8)) == pytest.approx(0.4, abs=1e-6)
