@@ -58,3 +58,21 @@ def test_eo_penalty_of_a_class_with_one_known_sample_is_zero() -> None:
     group = torch.tensor([g for g, _, _ in rows])
     # reals: group 0's rate 0.25 is the batch's; fakes: batch TPR 0.7, |0.9 - 0.7| + |0.5 - 0.7| = 0.4
     assert float(soft_equalised_odds_gap(logit, label, group, 8)) == pytest.approx(0.4, abs=1e-6)
+
+
+def test_adv_debias_logs_the_adversarys_cross_entropy_and_accuracy_under_their_documented_names() -> None:
+    """Catches a renamed or wrong log column (docs/METHODS.md names adv_loss, adv_acc, adv_weight)."""
+    method = build("adv-debias", tiny_info())
+    method.train()
+    rows = [(0, 0), (3, 1), (5, 0), (-1, 1), (7, 1), (2, 0)]
+    batch = batch_of(rows)
+    batch = replace(batch, images=torch.randn(len(rows), 3, 32, 32, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():  # the adversary before the step, on the known groups only
+        group_logits = method.adversary(method.net.pooled_features(batch.images))
+    known = batch.group >= 0
+    ce = F.cross_entropy(group_logits[known], batch.group[known])
+    accuracy = (group_logits[known].argmax(dim=1) == batch.group[known]).float().sum() / known.sum()
+    logs = method.update(batch)
+    assert float(logs["adv_loss"]) == pytest.approx(float(ce), rel=1e-4)
+    assert float(logs["adv_acc"]) == pytest.approx(float(accuracy))
+    assert float(logs["adv_weight"]) == 0.0  # Ganin's schedule starts at 0
