@@ -1,0 +1,71 @@
+"""A job computed away from the results store (what the dask backend's workers do, `bench.jobs.remote_job`)
+writes the files a local run writes, bit for bit on one CPU thread; the client stores them with DONE last
+and clears an earlier local run's leftovers; a predict-only job gets the model it needs and trains nothing.
+Called directly, without a cluster, so the suite checks it in seconds (mutation testing found it reached only
+by the dask tests)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.config import build_config
+from bench.jobs import make_plan, remote_inputs, remote_job, run_job, store_output
+from bench.store import Store
+
+SETS = ["plan.methods=xception", "plan.train=synth-dfd", "plan.test=synth-dfd", "plan.controls=false",
+        "train.device=cpu", "train.threads=1", "train.epochs=1", "train.steps_per_epoch=2",
+        "data.synthetic_scale=0.3"]
+TRAINED = {"config.json", "log.csv", "model.pt", "validation.csv.gz", "predictions/synth-dfd.csv.gz"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory):
+    """The job, its settings, and the store where it ran here, to the end."""
+    run = build_config(preset="quick", sets=SETS)
+    (job,) = make_plan(run)
+    store = Store(tmp_path_factory.mktemp("local"))
+    assert run_job(job, run=run, out=store.root, progress=False).status == "done"
+    return job, run, store
+
+
+def test_a_remote_job_gives_the_local_jobs_files_and_is_stored_done_last(finished, tmp_path: Path) -> None:
+    job, run, local = finished
+    ours = local.job_files(job.job_id)
+
+    output = remote_job(job, run=run, state="pending", tests=list(job.tests), inputs={})
+    assert set(output.files) == TRAINED  # no checkpoint, no DONE, no lock or temporary file
+    for name in ("model.pt", "validation.csv.gz", "predictions/synth-dfd.csv.gz"):
+        assert output.files[name] == (ours.folder / name).read_bytes(), name
+    assert output.summary["epochs"] == 1 and output.summary["best_epoch"] == 1
+
+    remote = Store(tmp_path / "remote")
+    files = remote.job_files(job.job_id)
+    files.folder.mkdir(parents=True)
+    files.checkpoint.write_bytes(b"from an interrupted local run")
+    files.error.write_text("an old failure")
+    result = store_output(job, output, store=remote, state="pending")
+    assert result.status == "done" and result.summary == output.summary
+    assert not files.checkpoint.exists() and not files.error.exists()
+    assert remote.state(job.job_id, list(job.tests)) == "done"
+    for name, data in output.files.items():
+        assert (files.folder / name).read_bytes() == data, name
+
+
+def test_a_predict_only_remote_job_gets_the_model_and_trains_nothing(finished, tmp_path: Path) -> None:
+    job, run, local = finished
+    store = Store(tmp_path)
+    shutil.copytree(local.root, store.root, dirs_exist_ok=True)
+    files = store.job_files(job.job_id)
+    assert remote_inputs(job, store, "pending") == {}
+    inputs = remote_inputs(job, store, "predict")
+    assert inputs == {name: (files.folder / name).read_bytes()
+                      for name in ("model.pt", "config.json", "validation.csv.gz")}
+
+    output = remote_job(job, run=run, state="predict", tests=list(job.tests), inputs=inputs)
+    assert "log.csv" not in output.files and "retrained" not in output.summary  # loaded, not trained
+    assert output.files["predictions/synth-dfd.csv.gz"] == files.prediction("synth-dfd").read_bytes()
+    assert output.files["model.pt"] == inputs["model.pt"]
+    assert store_output(job, output, store=store, state="predict").status == "predicted"
