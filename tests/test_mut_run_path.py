@@ -6,13 +6,15 @@ by the dask tests)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from bench.config import build_config
-from bench.jobs import make_plan, remote_inputs, remote_job, run_job, store_output
+from bench.freshness import CurrentData
+from bench.jobs import Pending, make_plan, pending, remote_inputs, remote_job, run_job, store_output
 from bench.store import Store
 
 SETS = ["plan.methods=xception", "plan.train=synth-dfd", "plan.test=synth-dfd", "plan.controls=false",
@@ -69,3 +71,20 @@ def test_a_predict_only_remote_job_gets_the_model_and_trains_nothing(finished, t
     assert output.files["predictions/synth-dfd.csv.gz"] == files.prediction("synth-dfd").read_bytes()
     assert output.files["model.pt"] == inputs["model.pt"]
     assert store_output(job, output, store=store, state="predict").status == "predicted"
+
+
+def test_a_done_job_whose_record_is_lost_is_predicted_again_and_says_why(finished, tmp_path: Path) -> None:
+    job, run, local = finished
+    store = Store(tmp_path)
+    shutil.copytree(local.root, store.root, dirs_exist_ok=True)
+    files = store.job_files(job.job_id)
+    before = files.prediction("synth-dfd").read_bytes()
+    files.config.unlink()
+    todo = pending(job, store, CurrentData(run.data))
+    assert todo.state == "predict" and todo.tests == job.tests
+    assert len(todo.notes) == 1 and "record" in todo.notes[0] and "missing or unreadable" in todo.notes[0]
+    result = run_job(job, run=run, out=store.root, progress=False)
+    assert result.status == "predicted" and result.message == todo.notes[0]
+    assert files.prediction("synth-dfd").read_bytes() == before  # the same model.pt, the same predictions
+    assert json.loads(files.config.read_text())["predictions"]["synth-dfd"]["frames"] > 0
+    assert pending(job, store, CurrentData(run.data)) == Pending("done", ())
