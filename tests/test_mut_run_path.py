@@ -88,3 +88,19 @@ def test_a_done_job_whose_record_is_lost_is_predicted_again_and_says_why(finishe
     assert files.prediction("synth-dfd").read_bytes() == before  # the same model.pt, the same predictions
     assert json.loads(files.config.read_text())["predictions"]["synth-dfd"]["frames"] > 0
     assert pending(job, store, CurrentData(run.data)) == Pending("done", ())
+
+
+def test_a_record_whose_predictions_entry_is_damaged_vouches_for_no_file(finished, tmp_path: Path) -> None:
+    job, run, local = finished
+    store = Store(tmp_path)
+    shutil.copytree(local.root, store.root, dirs_exist_ok=True)
+    files = store.job_files(job.job_id)
+    record = json.loads(files.config.read_text())
+    files.config.write_text(json.dumps({**record, "predictions": None}))
+    todo = pending(job, store, CurrentData(run.data))
+    assert todo.state == "predict" and todo.tests == ("synth-dfd",) and "synth-dfd" in todo.notes[0]
+    assert run_job(job, run=run, out=store.root, progress=False).status == "predicted"
+    again, before = (json.loads(files.config.read_text())["predictions"]["synth-dfd"],
+                     record["predictions"]["synth-dfd"])
+    assert [again[k] for k in ("manifest_hash", "cache", "frames")] == [before[k] for k in ("manifest_hash", "cache",
+                                                                                          "frames")]
