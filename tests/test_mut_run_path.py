@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import bench.jobs
 from bench.config import build_config
+from bench.errors import BenchError, TrainingDiverged
 from bench.freshness import CurrentData
 from bench.jobs import Pending, make_plan, pending, remote_inputs, remote_job, run_job, store_output
 from bench.store import Store
@@ -104,3 +106,25 @@ def test_a_record_whose_predictions_entry_is_damaged_vouches_for_no_file(finishe
                      record["predictions"]["synth-dfd"])
     assert [again[k] for k in ("manifest_hash", "cache", "frames")] == [before[k] for k in ("manifest_hash", "cache",
                                                                                           "frames")]
+
+
+@pytest.mark.parametrize(("error", "message", "user_error"), [
+    (RuntimeError("boom"), "RuntimeError: boom", False),  # a bug: the type is named, the traceback kept
+    (BenchError("fix the data"), "fix the data", True),
+    (TrainingDiverged("loss is nan"), "loss is nan", False),
+])
+def test_a_job_that_raises_fails_alone_with_its_message_and_traceback(finished, tmp_path: Path, monkeypatch,
+                                                                      error: Exception, message: str,
+                                                                      user_error: bool) -> None:
+    job, run, _ = finished
+
+    def train_method(**kwargs):
+        raise error
+
+    monkeypatch.setattr(bench.jobs, "train_method", train_method)
+    result = run_job(job, run=run, out=tmp_path, progress=False)
+    assert (result.status, result.message, result.user_error) == ("failed", message, user_error)
+    files = Store(tmp_path).job_files(job.job_id)
+    trace = files.error.read_text()
+    assert trace.startswith("Traceback") and type(error).__name__ in trace and str(error) in trace
+    assert not files.done.exists()
