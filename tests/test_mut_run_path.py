@@ -7,7 +7,9 @@ by the dask tests)."""
 from __future__ import annotations
 
 import json
+import platform
 import shutil
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,13 @@ def test_a_job_that_raises_fails_alone_with_its_message_and_traceback(finished, 
     trace = files.error.read_text()
     assert trace.startswith("Traceback") and type(error).__name__ in trace and str(error) in trace
     assert not files.done.exists()
+
+
+def test_the_record_says_with_what_the_job_ran(finished) -> None:
+    """The report's provenance table shows these as columns `pkg <name>`: names as the package index spells them."""
+    job, _, local = finished
+    provenance = json.loads(local.job_files(job.job_id).config.read_text())["provenance"]
+    names = ("fairness-generalization-bench", "torch", "timm", "numpy", "pandas", "scikit-learn")
+    assert provenance["packages"] == {name: metadata.version(name) for name in names}
+    assert provenance["python"] == platform.python_version() and provenance["platform"] == platform.platform()
+    assert provenance["started"] <= provenance["finished"]
