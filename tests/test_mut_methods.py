@@ -15,6 +15,7 @@ from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
 from bench.method import METHODS, Method, MethodInfo
 from methods.eo_reg import soft_equalised_odds_gap
+from methods.pg_fdd import ldam_loss
 
 
 def build(name: str, info: MethodInfo, **settings: object) -> Method:
@@ -76,3 +77,15 @@ def test_adv_debias_logs_the_adversarys_cross_entropy_and_accuracy_under_their_d
     assert float(logs["adv_loss"]) == pytest.approx(float(ce), rel=1e-4)
     assert float(logs["adv_acc"]) == pytest.approx(float(accuracy))
     assert float(logs["adv_weight"]) == 0.0  # Ganin's schedule starts at 0
+
+
+def test_ldam_loss_leaves_out_every_code_outside_the_groups() -> None:
+    """Catches the upper bound of the known codes taken as inclusive (a code equal to K is no group)."""
+    logits = torch.tensor([[0.2, -0.1, 0.4], [1.0, 0.0, -1.0], [0.3, 0.3, 0.3], [0.5, -0.5, 0.0]])
+    margins = torch.tensor([0.1, 0.2, 0.3])
+    target = torch.tensor([2, 3, -1, 0])  # 3 == K and -1: left out
+    # by hand: scale 2 x (logits with the true class's margin subtracted), CE of rows 0 (class 2) and 3 (class 0)
+    row0 = 2 * torch.tensor([0.2, -0.1, 0.4 - 0.3])
+    row3 = 2 * torch.tensor([0.5 - 0.1, -0.5, 0.0])
+    expected = (-(row0.log_softmax(0)[2]) - row3.log_softmax(0)[0]) / 2
+    assert float(ldam_loss(logits, target, margins, 2.0)) == pytest.approx(float(expected), rel=1e-6)
