@@ -13,6 +13,7 @@ from helpers import tiny_info
 
 from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
+from bench.losses import cvar, grouped_cvar, smoothed_cvar
 from bench.method import METHODS, Method, MethodInfo
 from methods.eo_reg import soft_equalised_odds_gap
 from methods.pg_fdd import ldam_loss
@@ -89,3 +90,14 @@ def test_ldam_loss_leaves_out_every_code_outside_the_groups() -> None:
     row3 = 2 * torch.tensor([0.5 - 0.1, -0.5, 0.0])
     expected = (-(row0.log_softmax(0)[2]) - row3.log_softmax(0)[0]) / 2
     assert float(ldam_loss(logits, target, margins, 2.0)) == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, -0.5, 1.0001, 1.5])
+def test_every_cvar_refuses_an_alpha_outside_zero_to_one(alpha: float) -> None:
+    """Catches a widened range check: CVaR_alpha is the mean of the worst alpha-fraction, 0 < alpha <= 1."""
+    losses, groups = torch.tensor([0.3, 1.2, 0.7]), torch.tensor([0, 1, 1])
+    for call in (lambda: cvar(losses, alpha), lambda: grouped_cvar(losses, groups, alpha, 2),
+                 lambda: smoothed_cvar(losses, alpha)):
+        with pytest.raises(ValueError, match=f"0 < alpha <= 1, got {alpha}"):
+            call()
+    assert float(cvar(losses, 1.0)) == pytest.approx(float(losses.mean()))  # the edge itself is allowed

@@ -7,12 +7,14 @@ by the dask tests)."""
 from __future__ import annotations
 
 import json
+import math
 import platform
 import shutil
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
 
 import bench.jobs
 from bench.config import build_config
@@ -20,6 +22,7 @@ from bench.errors import BenchError, TrainingDiverged
 from bench.freshness import CurrentData
 from bench.jobs import Pending, make_plan, pending, remote_inputs, remote_job, run_job, store_output
 from bench.store import Store
+from bench.train import _Progress, selection_objectives
 
 SETS = ["plan.methods=xception", "plan.train=synth-dfd", "plan.test=synth-dfd", "plan.controls=false",
         "train.device=cpu", "train.threads=1", "train.epochs=1", "train.steps_per_epoch=2",
@@ -140,3 +143,17 @@ def test_the_record_says_with_what_the_job_ran(finished) -> None:
     assert provenance["packages"] == {name: metadata.version(name) for name in names}
     assert provenance["python"] == platform.python_version() and provenance["platform"] == platform.platform()
     assert provenance["started"] <= provenance["finished"]
+
+
+@pytest.mark.parametrize("selection", ["val_auc", "val_loss", "val_worst_auc", "val_dto"])
+def test_an_epoch_whose_validation_score_is_undefined_is_never_selected_over_a_scored_one(selection: str) -> None:
+    """A one-class validation split gives NaN scores: that epoch ranks last (-inf), even when it came first."""
+    model = torch.nn.Linear(1, 1)
+    state = _Progress(selection)
+    rows = [{"epoch": 1, "val_auc": math.nan, "val_loss": math.nan, "val_worst_auc": math.nan, "val_F_FPR": 2.0},
+            {"epoch": 2, "val_auc": 0.6, "val_loss": 0.7, "val_worst_auc": 0.5, "val_F_FPR": 9.0}]
+    for epoch, row in enumerate(rows):
+        state.history.append(row)
+        state.observe(epoch, model)
+    assert state.best_epoch == 1 and math.isfinite(state.best_score)
+    assert selection_objectives(rows[0], selection)[0] == -math.inf
