@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from helpers import tiny_info
 
+from bench.backbones import create_backbone
 from bench.batch import Batch
 from bench.config import build_config, resolve_method_config
 from bench.losses import cvar, grouped_cvar, smoothed_cvar
@@ -101,3 +102,18 @@ def test_every_cvar_refuses_an_alpha_outside_zero_to_one(alpha: float) -> None:
         with pytest.raises(ValueError, match=f"0 < alpha <= 1, got {alpha}"):
             call()
     assert float(cvar(losses, 1.0)) == pytest.approx(float(losses.mean()))  # the edge itself is allowed
+
+
+@pytest.mark.parametrize("name", ["pg-fdd", "xception"])
+def test_every_encoder_starts_from_the_pretrained_weights_file(name: str, tmp_path) -> None:
+    """Catches an encoder built without the configured weights (PG-FDD has three backbones, each must load them)."""
+    torch.manual_seed(123)
+    weights = create_backbone("bench-small").state_dict()
+    path = tmp_path / "weights.pth"
+    torch.save(weights, path)
+    method = build(name, tiny_info(), pretrained=path)
+    backbones = ([method.net.forgery_encoder.backbone, method.net.content_encoder.backbone,
+                  method.net.demographic_encoder.backbone] if name == "pg-fdd" else [method.net.backbone])
+    for backbone in backbones:
+        for key, value in weights.items():
+            torch.testing.assert_close(backbone.state_dict()[key], value, msg=key)
