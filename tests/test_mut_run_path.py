@@ -10,19 +10,25 @@ import json
 import math
 import platform
 import shutil
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from sklearn.metrics import log_loss
 
 import bench.jobs
 from bench.config import build_config
+from bench.data.cache import ensure_cache
 from bench.errors import BenchError, TrainingDiverged
 from bench.freshness import CurrentData
 from bench.jobs import Pending, make_plan, pending, remote_inputs, remote_job, run_job, store_output
+from bench.method import METHODS
+from bench.predict import bce_from_logits
 from bench.store import Store
-from bench.train import _Progress, selection_objectives
+from bench.train import _Progress, build_method, make_sampler, selection_objectives
 
 SETS = ["plan.methods=xception", "plan.train=synth-dfd", "plan.test=synth-dfd", "plan.controls=false",
         "train.device=cpu", "train.threads=1", "train.epochs=1", "train.steps_per_epoch=2",
@@ -157,3 +163,27 @@ def test_an_epoch_whose_validation_score_is_undefined_is_never_selected_over_a_s
         state.observe(epoch, model)
     assert state.best_epoch == 1 and math.isfinite(state.best_score)
     assert selection_objectives(rows[0], selection)[0] == -math.inf
+
+
+def test_the_runner_tells_the_method_its_training_split_and_draws_batches_of_the_configured_size(finished) -> None:
+    job, run, _ = finished
+    cache = ensure_cache(job.datasets[job.train], run.data)
+    train_rows = cache.manifest.iloc[cache.rows("train")]
+    groups = train_rows["intersection"].to_numpy()
+    expected = np.bincount(groups[groups >= 0], minlength=8).tolist()
+    cls = METHODS.get(job.method)
+    method, _ = build_method(cls, job.method_config, cache, run.train, torch.device("cpu"), steps_per_epoch=3)
+    assert list(method.info.group_counts) == expected and sum(expected) == (groups >= 0).sum() > 0
+    assert (method.info.steps_per_epoch, method.info.epochs, method.info.image_size) == (3, 1, cache.image_size)
+
+    standard = replace(run.train, sampler="standard", batch_size=5, steps_per_epoch=3)
+    batches = list(make_sampler(cache, standard).epoch(0))
+    assert [len(b) for b in batches] == [5, 5, 5] and set(np.concatenate(batches)) <= set(cache.rows("train"))
+
+
+def test_the_validation_loss_is_the_mean_binary_cross_entropy() -> None:
+    rng = np.random.default_rng(0)
+    labels, logits = rng.integers(0, 2, 300), rng.normal(scale=3.0, size=300)
+    assert bce_from_logits(labels, logits) == pytest.approx(log_loss(labels, 1 / (1 + np.exp(-logits))), rel=1e-9)
+    assert bce_from_logits(np.array([1, 0]), np.array([800.0, -800.0])) == 0.0  # no overflow far out
+    assert bce_from_logits(np.array([0]), np.array([800.0])) == pytest.approx(800.0)
