@@ -1,8 +1,13 @@
-"""A job computed away from the results store (what the dask backend's workers do, `bench.jobs.remote_job`)
+"""The run path's wiring that mutation testing (docs/CONTRIBUTING.md) found unguarded, on one tiny finished job.
+
+A job computed away from the results store (what the dask backend's workers do, `bench.jobs.remote_job`)
 writes the files a local run writes, bit for bit on one CPU thread; the client stores them with DONE last
-and clears an earlier local run's leftovers; a predict-only job gets the model it needs and trains nothing.
-Called directly, without a cluster, so the suite checks it in seconds (mutation testing found it reached only
-by the dask tests)."""
+and clears an earlier local run's leftovers; a predict-only job gets the model it needs and trains nothing
+(called directly, without a cluster, so the suite checks it in seconds). A finished job whose record is lost
+or damaged is predicted again and says why; a job that raises fails alone with its message and traceback;
+the record names the packages it ran with; the runner tells the method its training split and draws batches
+of the configured size; an undefined validation score never wins the selection; the validation loss is the
+mean BCE."""
 
 from __future__ import annotations
 
