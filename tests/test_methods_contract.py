@@ -26,6 +26,7 @@ def test_class_declares_the_interface(method: Method) -> None:
     assert isinstance(cls.name, str) and cls.name
     assert cls.description, "a method describes itself in one line for `bench list`"
     assert isinstance(method.config, cls.Config)
+    assert method.info == tiny_info()  # what the runner told it (hooks and subclasses read self.info)
 
 
 def test_forward_gives_one_logit_per_image(method: Method) -> None:
