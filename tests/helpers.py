@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from bench.batch import Batch
-from bench.method import MethodInfo
+from bench.config import build_config, resolve_method_config
+from bench.method import METHODS, Method, MethodInfo
 
 
 def tiny_info() -> MethodInfo:
@@ -14,6 +15,27 @@ def tiny_info() -> MethodInfo:
     cell_counts = tuple(c for n in group_counts for c in (n // 5, n - n // 5))  # a fifth real in each group
     return MethodInfo(image_size=32, group_counts=group_counts, num_manipulations=4, epochs=1, steps_per_epoch=10,
                       device=torch.device("cpu"), cell_counts=cell_counts)
+
+
+def build_method(name: str, info: MethodInfo | None = None, **settings: object) -> Method:
+    """The registered method ``name`` at the quick preset with ``settings`` (its own config fields), its
+    weights drawn from torch seed 0, for `tiny_info` unless ``info`` is given."""
+    torch.manual_seed(0)
+    cls = METHODS.get(name)
+    sets = [f"{name}.{key}={value}" for key, value in settings.items()]
+    config = resolve_method_config(cls.Config, build_config(preset="quick", sets=sets), name)
+    return cls(config, info or tiny_info())
+
+
+def small_batch(groups_labels: list[tuple[int, int]], *, noise: bool = True) -> Batch:
+    """A batch of 32 px images (noise, or zeros) with the given (group, label) per sample; the label is also
+    the manipulation code."""
+    group = torch.tensor([g for g, _ in groups_labels])
+    label = torch.tensor([y for _, y in groups_labels])
+    n = len(group)
+    images = torch.randn(n, 3, 32, 32) if noise else torch.zeros(n, 3, 32, 32)
+    return Batch(images=images, label=label, group=group, gender=group // 4, race=group % 4, manipulation=label,
+                 video=torch.arange(n), rows=torch.arange(n).numpy())
 
 
 def easy_batch(pairs: int = 8, seed: int = 0) -> Batch:

@@ -9,30 +9,13 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_info
+from helpers import build_method as build
+from helpers import small_batch, tiny_info
 
 from bench.backbones import create_backbone
-from bench.batch import Batch
-from bench.config import build_config, resolve_method_config
 from bench.losses import cvar, grouped_cvar, smoothed_cvar
-from bench.method import METHODS, Method, MethodInfo
 from methods.eo_reg import soft_equalised_odds_gap
 from methods.pg_fdd import ldam_loss
-
-
-def build(name: str, info: MethodInfo, **settings: object) -> Method:
-    torch.manual_seed(0)
-    cls = METHODS.get(name)
-    sets = [f"{name}.{key}={value}" for key, value in settings.items()]
-    return cls(resolve_method_config(cls.Config, build_config(preset="quick", sets=sets), name), info)
-
-
-def batch_of(rows: list[tuple[int, int]]) -> Batch:
-    group = torch.tensor([g for g, _ in rows])
-    label = torch.tensor([y for _, y in rows])
-    n = len(rows)
-    return Batch(images=torch.zeros(n, 3, 32, 32), label=label, group=group, gender=group // 4, race=group % 4,
-                 manipulation=label, video=torch.arange(n), rows=torch.arange(n).numpy())
 
 
 @pytest.mark.parametrize("sampler", ["standard", "paired"])
@@ -46,7 +29,7 @@ def test_reweight_weighs_by_the_share_the_sampler_it_was_told_draws(sampler: str
     drawn = [c / n if sampler == "standard" else c / (2 * n_label[i % 2]) for i, c in enumerate(counts)]
     rows = [(0, 0), (1, 1), (5, 0), (7, 1), (-1, 1)]  # the unknown group weighs 1
     logits = torch.tensor([0.3, -1.2, 2.0, 0.5, -0.4])
-    batch = batch_of(rows)
+    batch = small_batch(rows, noise=False)
     bce = F.binary_cross_entropy_with_logits(logits, batch.label.float(), reduction="none")
     weights = [1 / 16 / drawn[2 * g + y] if g >= 0 else 1.0 for g, y in rows]
     expected = sum(w * float(b) for w, b in zip(weights, bce, strict=True)) / len(rows)
@@ -68,7 +51,7 @@ def test_adv_debias_logs_the_adversarys_cross_entropy_and_accuracy_under_their_d
     method = build("adv-debias", tiny_info())
     method.train()
     rows = [(0, 0), (3, 1), (5, 0), (-1, 1), (7, 1), (2, 0)]
-    batch = batch_of(rows)
+    batch = small_batch(rows, noise=False)
     batch = replace(batch, images=torch.randn(len(rows), 3, 32, 32, generator=torch.Generator().manual_seed(1)))
     with torch.no_grad():  # the adversary before the step, on the known groups only
         group_logits = method.adversary(method.net.pooled_features(batch.images))

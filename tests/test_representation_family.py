@@ -10,31 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import easy_batch, tiny_info
+from helpers import build_method as build
+from helpers import easy_batch, small_batch
 
 from bench.__main__ import main
-from bench.batch import Batch
-from bench.config import build_config, resolve_method_config
-from bench.method import METHODS, Method, MethodInfo
+from bench.method import Method, MethodInfo
 from methods.adv_debias import reverse_gradient
 from methods.eo_reg import soft_equalised_odds_gap
-
-
-def build(name: str, info: MethodInfo | None = None, **settings: object) -> Method:
-    torch.manual_seed(0)
-    cls = METHODS.get(name)
-    sets = [f"{name}.{key}={value}" for key, value in settings.items()]
-    config = resolve_method_config(cls.Config, build_config(preset="quick", sets=sets), name)
-    return cls(config, info or tiny_info())
-
-
-def small_batch(logits_groups_labels: list[tuple[int, int]]) -> Batch:
-    """A batch of 32 px noise images with the given (group, label) per sample."""
-    group = torch.tensor([g for g, _ in logits_groups_labels])
-    label = torch.tensor([y for _, y in logits_groups_labels])
-    n = len(group)
-    return Batch(images=torch.randn(n, 3, 32, 32), label=label, group=group, gender=group // 4, race=group % 4,
-                 manipulation=label, video=torch.arange(n), rows=torch.arange(n).numpy())
 
 
 # ------------------------------------------------------------------------------------------- adv-debias
