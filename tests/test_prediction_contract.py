@@ -71,3 +71,25 @@ def test_each_logit_is_the_models_output_for_that_rows_image(job, domain: str) -
     assert np.allclose(got, expected, rtol=1e-4, atol=1e-4), (got, expected)
     # and the check can tell rows apart: the picked logits are not all alike
     assert np.ptp(expected) > 1e-3
+
+
+def test_logits_do_not_depend_on_the_scoring_batch_size(job) -> None:
+    """Why train.eval_batch_size is not part of a job's identity: presets may pick the batch size that scores
+    fastest on their device without changing a job's numbers."""
+    from bench.data.loader import DeviceLoader
+    from bench.device import Runtime
+    from bench.predict import predict_logits
+
+    folder, run, descriptions, config = job
+    train_cache = ensure_cache(descriptions[config["job"]["train"]], run.data)
+    method_cls = METHODS.get(config["job"]["method"])
+    method_config = resolve_method_config(method_cls.Config, run, config["job"]["method"])
+    method = load_trained(method_cls, method_config, train_cache, run.train, torch.device("cpu"), JobFiles(folder))
+    cache = ensure_cache(descriptions[ONE_JOB_TESTS[0]], run.data)
+    rows = cache.rows("test")[:600]
+    loader = DeviceLoader(cache, device=torch.device("cpu"), channels_last=run.train.channels_last)
+    runtime = Runtime(device=torch.device("cpu"))
+    by_size = {size: predict_logits(method, loader, rows, batch_size=size, runtime=runtime) for size in (7, 128, 256)}
+    assert len(by_size[256]) == len(rows) and np.ptp(by_size[256]) > 1e-3
+    for size in (7, 128):
+        np.testing.assert_allclose(by_size[size], by_size[256], rtol=1e-6, atol=1e-6)
