@@ -222,6 +222,39 @@ def refuse_stale(pending: list[tuple[RunRecord, str, Path]], store: Store) -> No
                      f"predicts them again from the saved model.pt, without retraining.")
 
 
+def refuse_ambiguous(runs: list[RunRecord], store: Store) -> None:
+    """A `BenchError` when two finished jobs are the same method, role, training domain and seed but not the
+    same job (another thread count, memory format, precision or method setting names a new job): the report
+    counts each of those once, and pooling both would count one method's variants as one method."""
+    first: dict[tuple[str, str, str, int], RunRecord] = {}
+    for run in runs:
+        key = (run.method, run.role, run.train, run.seed)
+        other = first.setdefault(key, run)
+        if other is run:
+            continue
+        a, b = _flat(other.config.get("identity", {})), _flat(run.config.get("identity", {}))
+        diff = [f"{k}: {a.get(k, '(none)')!r} vs {b.get(k, '(none)')!r}" for k in sorted(a.keys() | b.keys())
+                if a.get(k) != b.get(k)]
+        why = f"they differ in {'; '.join(diff[:4])}" + (" ..." if len(diff) > 4 else "") if diff else (
+            "their records name the same settings (a copied folder?)")
+        raise BenchError(f"Jobs {other.job_id} and {run.job_id} in {store.runs} are both {run.method} ({run.role}) "
+                         f"trained on {run.train} with seed {run.seed}, and {why}. A report counts each method, "
+                         f"training domain and seed once, so it cannot use both. Move the one you do not want out "
+                         f"of {store.runs} (each setting to compare belongs in its own results folder, reported "
+                         f"with its own --out).")
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def group_test_sets(files: list[PredictionFile], *, cluster: str) -> tuple[dict[str, TestSet], list[str]]:
     """Files of one domain over the same samples (same ids, labels and groups) form one test set.
 

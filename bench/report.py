@@ -38,6 +38,7 @@ from bench.predictions import (
     Selection,
     group_test_sets,
     load_predictions,
+    refuse_ambiguous,
 )
 from bench.resampling import bootstrap_columns, resample
 from bench.store import RunRecord, Store, atomic_write_text
@@ -80,6 +81,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     files = settings.selection.apply(load_predictions(store, progress=progress))
     files, fits, warnings = _postprocessed(files, settings)
     runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
+    refuse_ambiguous(runs, store)
     destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
     early = _early_figures(files, destination.figures) if settings.plots else None
     tidy = tidy_metrics(files, settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,14 @@ def test_rerun_with_another_memory_format_or_thread_count_is_a_new_job(tmp_path:
     # each job ran with the thread count its identity names
     for record in records:
         assert record["provenance"]["device"] == f"cpu ({record['identity']['compute']['threads']} threads)"
+    # the report cannot count three variants of one method, domain and seed as one: it says which setting
+    # differs and how to keep them apart, instead of pooling them
+    assert main(["report", "--out", str(tmp_path), "--no-progress", "--no-plots", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "both xception (main) trained on synth-dfd with seed 0" in err
+    assert re.search(r"differ in compute\.(channels_last: \w+ vs \w+|threads: [12] vs [12])", err), err
+    assert "its own results folder" in err and "Traceback" not in err
+    # one variant per results folder reports as usual
+    for folder in sorted((tmp_path / "runs").iterdir())[1:]:
+        shutil.move(folder, tmp_path / folder.name)
+    assert main(["report", "--out", str(tmp_path), "--no-progress", "--no-plots", "--bootstrap", "0"]) == 0
