@@ -4,7 +4,8 @@ A job trains one method on one domain with one seed and predicts every test doma
 the method, its resolved config, the training domain's data (the cache key: description and image
 size, which determine the manifest), the seed, the result-changing training settings and the execution
 settings that change the numbers, resolved to what the job will use (`compute_identity`: device type,
-precision, channels-last, and the CPU thread count; a job runs with the threads its identity names). A short hash
+precision, channels-last, and the CPU thread count; a job runs with the threads its identity names), and
+the method's code revision (`Method.revision`, when above 1). A short hash
 of it names the job's folder, so the same command run again finds and skips finished work, and a
 changed setting never overwrites old results. Test domains are not part of the identity: asking a
 finished job for a new test domain predicts it with the saved weights, without retraining.
@@ -165,6 +166,9 @@ def _job(run: RunConfig, method: str, train: DatasetDescription, seed: int, test
         "train_config": identity_dict(run.train),
         "compute": compute,
     }
+    revision = METHODS.get(method).revision
+    if revision != 1:  # revision 1 is implicit: jobs from before revisions existed keep their names
+        identity["method_revision"] = revision
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return Job(method=method, train=train.name, seed=seed, tests=tuple(dict.fromkeys(d.name for d in tests)),
                method_config=config, identity=identity, datasets={d.name: d for d in (train, *tests)},
