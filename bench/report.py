@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from bench import render, significance, tables
 from bench.errors import BenchError
+from bench.health import chance_notes
 from bench.metrics import ATTRIBUTES
 from bench.predictions import (
     EVERYTHING,
@@ -88,7 +89,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     baseline, baseline_warnings = _baseline(tidy, settings.baseline)
     warnings += baseline_warnings
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
-    warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs)
+    warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs) + chance_notes(files, alpha=settings.alpha)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
     sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
