@@ -430,7 +430,7 @@ def _place_labels(ax: Any, x: np.ndarray, y: np.ndarray, labels: Sequence[str], 
                     break
             if best is not None:
                 break
-        if best is None:  # nowhere free: the first ring, to the upper right, as before
+        if best is None:  # nowhere free inside the axes: beside the point, to the upper right, overlapping
             best = ((px + half, py + half, px + half + w, py + half + h), 1)
         (x0, y0, x1, y1), ring = best
         taken.append((x0 - 1, y0 - 1, x1 + 1, y1 + 1))  # one pixel apart
