@@ -50,6 +50,19 @@ def folder_problem(path: Path, *, write: bool = True) -> str | None:
         probe = probe.parent
     if not probe.is_dir():
         return f"{str(probe)!r} is a file, not a folder"
-    if write and not os.access(probe, os.W_OK | os.X_OK):
-        return f"{str(probe)!r} cannot be written"
+    if write and (why := _cannot_write(probe)):
+        return f"{str(probe)!r} cannot be written ({why})"
+    return None
+
+
+def _cannot_write(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder`` (an existing folder), or None: tried with an empty folder
+    made and removed at once, since the permission bits do not tell (root passes them on a read-only file
+    system, and in /proc or /sys)."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bench-write-test-", dir=folder))
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
     return None

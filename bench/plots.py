@@ -329,13 +329,26 @@ def _method_colours(methods: Sequence[str]) -> dict[str, Any]:
 def pareto(board: pd.DataFrame, folder: Path, *, fairness: str = FAIRNESS) -> list[Path]:
     """Per scope: each method's AUC against its fairness gap, with bootstrap CIs (std when there are none),
     and the Pareto front joining the methods no other beats on both."""
+    fig = _pareto_figure(board, fairness=fairness)
+    return [] if fig is None else [_save(fig, folder / "pareto.png")]
+
+
+def _pareto_figure(board: pd.DataFrame, *, fairness: str = FAIRNESS) -> Figure | None:
+    """The pareto figure, drawn: each point labelled with its method where no other label or point is
+    (`_place_labels`), the legend of method colours outside the panels, on the right."""
     scopes = [s for s in ("cross", "intra") if s in set(board["scope"])]
     if not scopes or "AUC" not in set(board["column"]) or fairness not in set(board["column"]):
-        return []
+        return None
+    from matplotlib.lines import Line2D
+
     with _style():
         fig = _new_figure(1.0, 1.0)
-        axes = _axes_grid(fig, 1, len(scopes), panel=(4.3, 3.2), margins=(0.75, 0.15, 0.6, 0.65), gaps=(0.8, 0))
         palette = _method_colours(sorted(board["method"].unique()))
+        handles = [Line2D([], [], ls="none", marker="o", ms=7, color=c, label=m) for m, c in palette.items()]
+        handles.append(Line2D([], [], ls="--", color="0.4", lw=1.2, label="Pareto front"))
+        legend_w = _legend_width(fig, handles)
+        axes = _axes_grid(fig, 1, len(scopes), panel=(4.3, 3.2), margins=(0.75, legend_w + 0.25, 0.6, 0.65),
+                          gaps=(0.8, 0))
         for ax, scope in zip(axes[0], scopes, strict=True):
             rows = board[board["scope"] == scope].set_index(["method", "column"])
             methods = sorted({m for m, _ in rows.index})
@@ -345,19 +358,97 @@ def pareto(board: pd.DataFrame, folder: Path, *, fairness: str = FAIRNESS) -> li
             for i, m in enumerate(methods):
                 xerr = _error(rows, m, "AUC")
                 yerr = _error(rows, m, fairness)
-                ax.errorbar(x[i], y[i], xerr=xerr, yerr=yerr, fmt="o", ms=7, capsize=3, color=palette[m], label=m)
-                ax.annotate(m, (x[i], y[i]), textcoords="offset points", xytext=(6, 5), fontsize=8)
+                ax.errorbar(x[i], y[i], xerr=xerr, yerr=yerr, fmt="o", ms=7, capsize=3, color=palette[m])
             front = pareto_front(x, y)
             if len(front):
-                ax.plot(x[front], y[front], "--", color="0.4", lw=1.2, label="Pareto front", zorder=0)
+                ax.plot(x[front], y[front], "--", color="0.4", lw=1.2, zorder=0)
             ax.set_xlabel("AUC (%) → better")
             ax.set_ylabel(f"{fairness.replace('/', ' ')} (pp) ↓ fairer")
             ax.set_title(f"{SCOPE_TITLES[scope]}")
             ax.margins(0.25)
-        axes[0][0].legend(fontsize=8, loc="best")
+            shown = np.isfinite(x) & np.isfinite(y)
+            _place_labels(ax, x[shown], y[shown], [m for m, s in zip(methods, shown, strict=True) if s],
+                          fontsize=8, marker=7)
+        _outside_legend(fig, handles, top=0.65)
         fig.suptitle("Fairness vs detection (mean over seeds; bars: bootstrap 95% CI)", fontsize=11,
                      y=1 - 0.08 / fig.get_size_inches()[1], va="top")
-        return [_save(fig, folder / "pareto.png")]
+        return fig
+
+
+LEGEND_SIZE_POINTS = 8  # the legends beside the pareto and group-rate panels
+
+
+def _legend_width(fig: Figure, handles: Sequence[Any]) -> float:
+    """Inches the legend of ``handles`` takes beside the panels (`_outside_legend`), from its labels' widths
+    and matplotlib's default spacing (handle 2, pad 0.8, border 0.4 font sizes)."""
+    text_w, _ = _text_extent(fig, [h.get_label() for h in handles], LEGEND_SIZE_POINTS)
+    return text_w + (2.0 + 0.8 + 2 * 0.4 + 0.5) * LEGEND_SIZE_POINTS / 72
+
+
+def _outside_legend(fig: Figure, handles: Sequence[Any], *, top: float) -> Any:
+    """The legend of ``handles`` in the figure's right margin, its top ``top`` inches below the figure's:
+    outside every panel, so it covers no bar and no point."""
+    height = fig.get_size_inches()[1]
+    return fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(1 - 0.05 / fig.get_size_inches()[0],
+                      1 - top / height), fontsize=LEGEND_SIZE_POINTS, frameon=True, borderaxespad=0)
+
+
+def _place_labels(ax: Any, x: np.ndarray, y: np.ndarray, labels: Sequence[str], *, fontsize: float,
+                  marker: float) -> list[Any]:
+    """Label each point (``x``, ``y``, data units) with the text beside it where it overlaps no other
+    label and no point (markers ``marker`` points wide), inside the axes: candidate places on rings of
+    growing distance around the point, the nearest free one taken (a thin leader line when it is not the
+    first ring). Greedy, in pixel units from this figure's fixed geometry: a few hundred box tests, no
+    layout pass. Freezes the axes' limits (the label positions depend on them). Returns the texts."""
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    renderer = ax.figure.canvas.get_renderer()
+    points = ax.transData.transform(np.column_stack([x, y])) if len(labels) else np.zeros((0, 2))
+    scale = ax.figure.dpi / 72  # pixels per point
+    half = (marker / 2 + 1) * scale
+    taken = [(px - half, py - half, px + half, py + half) for px, py in points]
+    inside = ax.bbox
+    texts, leaders = [], []
+    step = fontsize * scale
+    for (px, py), label in zip(points, labels, strict=True):
+        text = ax.text(0, 0, label, fontsize=fontsize, ha="left", va="bottom")
+        extent = text.get_window_extent(renderer)
+        w, h = extent.width, extent.height
+        best = None
+        for ring in range(1, 13):
+            r = half + 0.4 * step + (ring - 1) * step
+            for angle in np.deg2rad(np.arange(0, 360, 45 if ring == 1 else 30)) + np.deg2rad(30):
+                dx, dy = np.cos(angle), np.sin(angle)
+                # the box touches the circle of radius r on the side facing the point
+                x0 = px + r * dx - (w if dx < -0.3 else w / 2 if abs(dx) <= 0.3 else 0)
+                y0 = py + r * dy - (h if dy < -0.3 else h / 2 if abs(dy) <= 0.3 else 0)
+                box = (x0, y0, x0 + w, y0 + h)
+                if box[0] < inside.x0 or box[2] > inside.x1 or box[1] < inside.y0 or box[3] > inside.y1:
+                    continue
+                if not any(_overlap(box, other) for other in taken):
+                    best = (box, ring)
+                    break
+            if best is not None:
+                break
+        if best is None:  # nowhere free inside the axes: beside the point, to the upper right, overlapping
+            best = ((px + half, py + half, px + half + w, py + half + h), 1)
+        (x0, y0, x1, y1), ring = best
+        taken.append((x0 - 1, y0 - 1, x1 + 1, y1 + 1))  # one pixel apart
+        text.set_position(ax.transData.inverted().transform((x0, y0)))
+        texts.append(text)
+        if ring > 1:
+            near = (min(max(px, x0), x1), min(max(py, y0), y1))
+            leaders.append(ax.transData.inverted().transform([(px, py), near]))
+    if leaders:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(leaders, colors="0.5", linewidths=0.6, zorder=1), autolim=False)
+    return texts
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two (x0, y0, x1, y1) boxes share more than an edge."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _error(rows: pd.DataFrame, method: str, column: str) -> Any:
@@ -375,14 +466,20 @@ def _error(rows: pd.DataFrame, method: str, column: str) -> Any:
         caption="Per intersection group, FPR and TPR per method (averaged like the leaderboard), with "
                 "bootstrap CIs.")
 def group_rate_bars(rates: pd.DataFrame, folder: Path) -> list[Path]:
-    """Per scope (rows) and rate (columns): bars per intersection group and method, with bootstrap CIs.
-    Each panel's bars are one collection and its error bars one `errorbar` call: a bar call per method
-    added every bar as its own patch."""
+    """Per scope (rows) and rate (columns): bars per intersection group and method, with bootstrap CIs."""
+    fig = _group_rates_figure(rates)
+    return [] if fig is None else [_save(fig, folder / "group_rates.png")]
+
+
+def _group_rates_figure(rates: pd.DataFrame) -> Figure | None:
+    """The group-rates figure, drawn, its legend beside the panels (inside one it covered bars). Each
+    panel's bars are one collection and its error bars one `errorbar` call: a bar call per method added
+    every bar as its own patch."""
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch
 
     if rates.empty:
-        return []
+        return None
     scopes = [s for s in ("cross", "intra") if s in set(rates["scope"])]
     methods = sorted(rates["method"].unique())
     palette = _method_colours(methods)
@@ -391,8 +488,9 @@ def group_rate_bars(rates: pd.DataFrame, folder: Path) -> list[Path]:
         fig = _new_figure(1.0, 1.0)
         name_w, name_h = _text_extent(fig, names, TICK_SIZE)
         below = name_w * 0.5 + name_h * 0.87 + 0.2  # group names turned 30 degrees
+        handles = [Patch(color=palette[m], label=m) for m in methods]
         axes = _axes_grid(fig, len(scopes), 2, panel=(5.25, 3.8 - 0.55 - below),
-                          margins=(0.7, 0.15, below, 0.7), gaps=(0.8, below + 0.35))
+                          margins=(0.7, _legend_width(fig, handles) + 0.25, below, 0.7), gaps=(0.8, below + 0.35))
         width = 0.8 / len(methods)
         for r, scope in enumerate(scopes):
             part = rates[rates["scope"] == scope]
@@ -427,10 +525,10 @@ def group_rate_bars(rates: pd.DataFrame, folder: Path) -> list[Path]:
                 ax.set_ylabel(f"{rate} (%)")
                 ax.set_title(f"{rate} per group, {SCOPE_TITLES[scope]}"
                              + (" (equal across groups = fair)" if rate == "FPR" else ""), fontsize=10)
-        axes[0][1].legend(handles=[Patch(color=palette[m], label=m) for m in methods], fontsize=8, loc="lower right")
+        _outside_legend(fig, handles, top=0.7)
         fig.suptitle("Per-group error rates at the threshold (mean over pairs and seeds; bars: bootstrap 95% CI)",
                      fontsize=11, y=1 - 0.08 / fig.get_size_inches()[1], va="top")
-        return [_save(fig, folder / "group_rates.png")]
+        return fig
 
 
 # ============================================================================================ ROC

@@ -1,8 +1,8 @@
 """What a report reads and what it returns: the selection and settings, the prediction files grouped into
 test sets, the resampled values, and the finished `Report`.
 
-`load_predictions` reads every finished job's predictions from the results folder (rows sorted by sample
-id), `Selection.apply` keeps the part a report covers, and `group_test_sets` groups the files of one test
+`load_predictions` reads the finished jobs' predictions of the part of the results folder a report covers
+(`Selection.keep`; rows sorted by sample id), and `group_test_sets` groups the files of one test
 domain over the same samples into a `TestSet` (row i is the same frame for every method), which the
 bootstrap resamples once for every file on it. Everything here is data and reading; the numbers are
 computed by `bench.tidy`, `bench.resampling`, `bench.tables` and `bench.significance`, put together by
@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,22 +57,21 @@ class Selection:
                  if _patterns(value) is not None]
         return re.sub(r"[^A-Za-z0-9._+-]", "", "_".join(parts).replace("*", "x")) or "all"
 
-    def apply(self, files: list[PredictionFile]) -> list[PredictionFile]:
-        """The files of the selected methods, training domains and test domains; a pattern that matches
-        nothing there is a `BenchError` naming what there is."""
-        for flag, value, names in (("--methods", self.methods, {f.run.method for f in files}),
-                                   ("--train", self.train, {f.run.train for f in files}),
-                                   ("--test", self.test, {f.domain for f in files})):
+    def keep(self, items: list[Any], *, key: Callable[[Any], tuple[str, str, str]]) -> list[Any]:
+        """The items whose ``key`` (method, training domain, test domain) is selected; a pattern that
+        matches nothing there is a `BenchError` naming what there is."""
+        keys = [key(item) for item in items]
+        for flag, value, names in (("--methods", self.methods, {m for m, _, _ in keys}),
+                                   ("--train", self.train, {t for _, t, _ in keys}),
+                                   ("--test", self.test, {d for _, _, d in keys})):
             for pattern in _patterns(value) or ():
                 if not fnmatch.filter(names, pattern):
                     raise BenchError(f"{flag} {pattern!r} matches nothing in this results folder; there: "
                                      f"{', '.join(sorted(names))}.")
-        kept = [f for f in files if _selected(f.run.method, self.methods) and _selected(f.run.train, self.train)
-                and _selected(f.domain, self.test)]
+        kept = [item for item, (method, train, test) in zip(items, keys, strict=True)
+                if _selected(method, self.methods) and _selected(train, self.train) and _selected(test, self.test)]
         if not kept:
             raise BenchError(f"No predictions match {self.describe()}; widen the selection.")
-        for i, f in enumerate(kept):
-            f.index = i
         return kept
 
     def _flags(self) -> list[tuple[str, str]]:
@@ -169,8 +169,10 @@ class TestSet:
     boot: ClusterBootstrap | None = None
 
 
-def load_predictions(store: Store, *, progress: bool = True) -> list[PredictionFile]:
-    """Every finished job's prediction files, read and sorted by sample id."""
+def load_predictions(store: Store, *, progress: bool = True,
+                     selection: Selection = EVERYTHING) -> list[PredictionFile]:
+    """Every finished job's prediction files that ``selection`` keeps, read and sorted by sample id. Files it
+    leaves out are neither read nor checked: a stale one there does not stop the report of the rest."""
     runs = store.finished_runs()
     if not runs:
         unfinished = store.unfinished_runs()
@@ -179,6 +181,7 @@ def load_predictions(store: Store, *, progress: bool = True) -> list[PredictionF
         raise BenchError(f"No finished runs in {store.runs}{hint}; run `python -m bench run` first, or point "
                          f"--out at the results folder.")
     pending = [(run, domain, path) for run in runs for domain, path in run.prediction_files().items()]
+    pending = selection.keep(pending, key=lambda p: (p[0].method, p[0].train, p[1]))
     refuse_stale(pending, store)
     files = []
     for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):

@@ -3,7 +3,7 @@
 Reads only the results folder (no torch, no retraining; `bench.plots` is imported only for figures).
 This module puts the pieces together, in order:
 
-1. `bench.predictions`: every finished job's predictions are read, the selection applied, and the files
+1. `bench.predictions`: the selected predictions of the finished jobs are read (no other), and the files
    grouped into *test sets* (the predictions of one test domain over the same samples);
 2. `bench.tidy`: the point value of every metric (the tidy table, ``metrics.csv``);
 3. `bench.resampling`: per test set, one cluster bootstrap drawn *once* and shared by every job
@@ -79,7 +79,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     """`make_report`, returning the full `Report`."""
     t0 = time.perf_counter()
     store = Store(out)
-    files = settings.selection.apply(load_predictions(store, progress=progress))
+    files = load_predictions(store, progress=progress, selection=settings.selection)
     files, fits, warnings = _postprocessed(files, settings)
     runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
     refuse_ambiguous(runs, store)

@@ -214,7 +214,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError as exc:  # a folder the user made where a file goes: kept, and named
+            raise BenchError(f"{str(path)!r} is a folder, not a file, so it cannot be written; move or rename that "
+                             f"folder, then run the command again.") from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -352,6 +352,52 @@ def test_report_dir_at_a_file(finished: Path, tmp_path: Path, capsys: pytest.Cap
     assert afile.read_text() == "mine"
 
 
+def unwritable_folders(tmp_path: Path) -> list[Path]:
+    """Folders that exist and in which nothing can be created: a read-only folder (writable for root, so
+    left out then), and on Linux /proc, which refuses even root."""
+    import os
+
+    folders = []
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if not os.access(locked, os.W_OK):
+        folders.append(locked)
+    if sys.platform.startswith("linux") and Path("/proc/self").is_dir():
+        folders.append(Path("/proc"))
+    if not folders:
+        pytest.skip("no folder here refuses writes (root, and no /proc)")
+    return folders
+
+
+def test_unwritable_out_and_report_dir(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`bench run --out` and `bench report --report-dir` (or its --out, where the report goes by default)
+    under a folder that refuses writes: one line naming the path and the fix, exit 2, before any work."""
+    for folder in unwritable_folders(tmp_path):
+        target = folder / "bench-hfix-out"
+        line = one_line_error(["run", *QUICK, *ONE_JOB, "--out", str(target)], capsys)
+        assert "--out" in line and str(target) in line and "cannot be written" in line
+        assert "give a folder you can write to" in line
+        line = one_line_error(["report", "--out", str(finished), "--report-dir", str(target), "--no-plots",
+                               "--bootstrap", "0", "--no-progress"], capsys)
+        assert "--report-dir" in line and str(target) in line and "cannot be written" in line
+        assert not target.exists()
+    (tmp_path / "locked").chmod(0o755)
+
+
+def test_a_folder_where_the_report_writes_a_file(finished: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """A folder of the user's where the report writes report.md: one line naming it and the fix, the folder
+    and what it holds kept."""
+    taken = tmp_path / "rep" / "report.md"
+    taken.mkdir(parents=True)
+    (taken / "mine.txt").write_text("mine")
+    line = one_line_error(["report", "--out", str(finished), "--report-dir", str(tmp_path / "rep"), "--no-plots",
+                           "--bootstrap", "0", "--formats", "csv", "--no-progress"], capsys)
+    assert str(taken) in line and "is a folder, not a file" in line and "move or rename" in line
+    assert (taken / "mine.txt").read_text() == "mine"
+
+
 # ------------------------------------------------------------------------------- in a real process
 @pytest.mark.parametrize("argv, names", [
     (["run", "--set", "method.lr=nan", "--dry-run"], "method.lr"),

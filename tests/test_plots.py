@@ -249,3 +249,71 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
         assert {writers[n] for n in first_process} == ({report_process} if fails else {writers["first"]})
         assert len({report_process, writers["first"], writers["second"]}) == (2 if fails else 3), writers
         assert drawn["last"][0].read_text().endswith("(3, 1)")
+
+
+# ------------------------------------------------------------------ every label readable
+def crowded_board(n: int = 13) -> pd.DataFrame:
+    """A leaderboard whose methods crowd one corner of the pareto panels (the look of a real report: a
+    dozen methods within a few AUC points and gap points of each other), and one far away."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for scope, spread in (("cross", 3.0), ("intra", 1.5)):
+        for k in range(n):
+            far = k == 0
+            auc, gap = (50.0, 30.0) if far else (80 + rng.uniform(-spread, spread), 35 + rng.uniform(-spread, spread))
+            for column, mean in (("AUC", auc), (P.FAIRNESS, gap)):
+                rows.append({"method": f"method-{k:02d}", "scope": scope, "column": column, "mean": mean,
+                             "ci_low": mean - 2, "ci_high": mean + 2, "std": 1.0})
+    return pd.DataFrame(rows)
+
+
+def boxes_overlap(a, b) -> bool:
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > 0 and min(a.y1, b.y1) - max(a.y0, b.y0) > 0
+
+
+def test_pareto_labels_overlap_no_label_no_point_and_the_legend_no_panel() -> None:
+    """Drawn, every method's label is inside its panel, clear of every other label and of every point's
+    centre, and the legend of method colours covers no panel."""
+    board = crowded_board()
+    fig = P._pareto_figure(board)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = fig.axes
+    assert len(panels) == 2
+    methods = sorted(board["method"].unique())
+    for ax in panels:
+        labels = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+        assert sorted(labels) == methods
+        points = [p for line in ax.lines if line.get_marker() == "o" for p in line.get_xydata()]
+        centres = ax.transData.transform(np.array(points))
+        assert len(centres) == len(methods)
+        boxes = list(labels.items())
+        for i, (name, box) in enumerate(boxes):
+            assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+            for other, other_box in boxes[i + 1:]:
+                assert not boxes_overlap(box, other_box), (name, other)
+            for x, y in centres:
+                assert not (box.x0 < x < box.x1 and box.y0 < y < box.y1), name
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][:len(methods)] == methods
+    for ax in panels:
+        assert not boxes_overlap(legend.get_window_extent(renderer), ax.bbox)
+
+
+def test_group_rates_legend_covers_no_bar() -> None:
+    """The legend of the group-rate bars lies beside the four panels, not over one of them."""
+    methods = [f"method-{k:02d}" for k in range(13)]
+    rows = [{"method": m, "scope": scope, "group": g, **{f"{rate}{part}": 50.0 + delta
+                                                         for rate in ("FPR", "TPR")
+                                                         for part, delta in (("", 0), (" ci_low", -5),
+                                                                             (" ci_high", 5))}}
+            for m in methods for scope in ("cross", "intra") for g in range(8)]
+    fig = P._group_rates_figure(pd.DataFrame(rows))
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    assert [t.get_text() for t in legend.get_texts()] == methods
+    assert len(fig.axes) == 4
+    for ax in fig.axes:
+        assert not boxes_overlap(box, ax.bbox)
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1

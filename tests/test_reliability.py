@@ -27,8 +27,9 @@ def run(out: Path, datasets: Path, *extra: str) -> int:
                  "--no-controls", "--out", str(out), "--set", f"data.datasets_dir={datasets}", *extra])
 
 
-def report(out: Path) -> int:
-    return main(["report", "--out", str(out), "--no-plots", "--bootstrap", "0", "--formats", "csv", "--no-progress"])
+def report(out: Path, *selection: str) -> int:
+    return main(["report", "--out", str(out), "--no-plots", "--bootstrap", "0", "--formats", "csv", "--no-progress",
+                 *selection])
 
 
 def job_folder(out: Path) -> Path:
@@ -89,6 +90,33 @@ def test_a_changed_test_domain_is_refused_by_the_report_and_repredicted(clean: P
     assert new["training"] == old["training"]
     assert report(out) == 0
     assert run(out, datasets) == 0 and "1 of 1 job(s) already finished" in capsys.readouterr().out
+
+
+def test_stale_predictions_outside_the_selection_do_not_stop_its_report(clean: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """synth-dfd's predictions stale, synth-ff's not: `report --test synth-ff` leaves the stale ones out and
+    reports; a selection holding them (`--test synth-dfd`, or the job by `--methods` and `--train`) is refused
+    with the same message as the whole report."""
+    out, _ = copy_of(clean, tmp_path)
+    folder = job_folder(out)
+    shipped = Path(__file__).resolve().parents[1] / "datasets" / "synth-dfd.toml"
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "synth-dfd.toml").write_text(shipped.read_text().replace("seed = 1003", "seed = 1004"))
+    monkeypatch.setenv("BENCH_DATASETS", str(changed))
+
+    capsys.readouterr()
+    assert report(out, "--test", "synth-ff") == 0
+    table = pd.read_csv(out / "reports" / "test-synth-ff" / "tables" / "pairs.csv")
+    assert set(table["test"]) == {"synth-ff"}
+    for selection in (["--test", "synth-dfd"], ["--test", "synth-*"], ["--methods", "xception", "--train", "synth-ff"],
+                      []):
+        capsys.readouterr()
+        assert report(out, *selection) == 2, selection
+        err = capsys.readouterr().err
+        assert folder.name in err and "'synth-dfd'" in err and "stale" in err and "python -m bench run" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_an_unreadable_record_is_rebuilt_without_retraining(clean: Path, tmp_path: Path,
