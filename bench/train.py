@@ -167,6 +167,10 @@ def train_method(
         notes.append(own_weights)
         state.best_epoch = len(state.history) - 1
         state.best_score = state.score(state.best_epoch)
+    if len(val_rows):
+        chance = chance_note(state.history[state.best_epoch].get("val_auc", math.nan), labels=val_labels,
+                             videos=cache.manifest["video"].to_numpy()[val_rows])
+        notes += [chance] if chance else []
     atomic_write_bytes(files.model, _torch_bytes(method.state_dict()))
     atomic_write_csv(files.log, state.log_frame())
     seconds = time.perf_counter() - started
@@ -275,6 +279,30 @@ def selection_objectives(row: dict[str, Any], selection: str) -> tuple[float, ..
             "val_worst_auc": lambda: (get("val_worst_auc"),),
             "val_dto": lambda: (get("val_auc"), get("val_F_FPR", -1.0)),
             "last": lambda: (float(row["epoch"]),)}[selection]()
+
+
+CHANCE_Z = 1.645  # one-sided 5%: an AUC that a detector scoring at random stays below 95% of the time
+
+
+def chance_note(auc: float, *, labels: np.ndarray, videos: np.ndarray) -> str | None:
+    """A note for the job's record when the selected epoch's validation AUC is not above chance, else None.
+
+    A detector whose scores ignore the label has AUC 0.5 with standard error sqrt((n0 + n1 + 1) /
+    (12 n0 n1)) (the Mann-Whitney statistic's null variance); n0 and n1 count real and fake *videos*,
+    since frames of one video are not independent. An AUC below 0.5 + 1.645 of those is what such a
+    detector reaches 95% of the time: the job may have stalled (docs/METHODS.md, PG-FDD) or the domain
+    may be too hard, and its test numbers describe a model that did not learn to detect.
+    """
+    n0 = len(np.unique(videos[labels == 0]))
+    n1 = len(np.unique(videos[labels == 1]))
+    if not math.isfinite(auc) or n0 == 0 or n1 == 0:
+        return None
+    bound = 0.5 + CHANCE_Z * math.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
+    if auc >= bound:
+        return None
+    return (f"the selected epoch's validation AUC ({auc:.3f}) is not above chance (below {bound:.3f}, which "
+            f"a detector scoring at random stays under 95% of the time with {n0} real and {n1} fake "
+            f"validation videos): the model may not have learned to detect; see log.csv and docs/METHODS.md")
 
 
 def distance_to_utopia(objectives: np.ndarray) -> np.ndarray:
