@@ -1,41 +1,51 @@
-"""Whether each finished job learned to tell real from fake at all.
+"""Whether a job learned to tell real from fake at all.
 
-A model at chance on its own training domain scores every image near the same value, so which side of the
-threshold a group's images fall on is decided by small offsets: its group rates and fairness gaps then
-measure noise, often very large gaps (a group at 60% FPR beside one at 10%), not fairness. The report names
-such jobs instead of leaving readers to take their gaps at face value. The evidence is the job's predictions
-on the test split of its own training domain (the validation split is too small to tell a weak model from a
-failed one): videos, not frames, are the units, because frames of a video share their label and much of
-their score.
+A model at chance scores every image near the same value, so which side of the threshold a group's images
+fall on is decided by small offsets: its group rates and fairness gaps then measure where those offsets
+fall, often as very large gaps (a group at 60% FPR beside one at 10%), or as none at all (a constant score
+is perfectly "fair"), not how fair a detector is. The runner notes such a job in its record (from its
+validation split, when the epoch is selected) and the report names such jobs (from the test split of their
+own training domain, which is larger). Both ask one question of an AUC: is it above what a detector scoring
+at random reaches? Videos, not frames, are the units, because frames of a video share their label and much
+of their score.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from bench.predictions import PredictionFile
+if TYPE_CHECKING:
+    from bench.predictions import PredictionFile
 
 
-def video_auc_vs_chance(frame: pd.DataFrame) -> tuple[float, float]:
-    """Video-level AUC of a predictions frame (each video's mean P(fake), as the video_AUC metric) and the
-    one-sided Mann-Whitney p-value of "fakes score no higher than reals"; (nan, nan) without both classes."""
-    from scipy.stats import mannwhitneyu
+def chance_bound(n_real: int, n_fake: int, *, alpha: float = 0.05) -> float:
+    """The AUC that a detector scoring at random stays below with probability 1 - ``alpha``, for ``n_real``
+    and ``n_fake`` independent units: 0.5 + z_(1-alpha) sqrt((n0 + n1 + 1) / (12 n0 n1)), the Mann-Whitney
+    statistic's null distribution in its normal approximation."""
+    return 0.5 + NormalDist().inv_cdf(1 - alpha) * math.sqrt((n_real + n_fake + 1) / (12 * n_real * n_fake))
 
-    videos = frame.groupby("video", sort=False).agg(label=("label", "first"), score=("score", "mean"))
-    fake = videos.loc[videos["label"] == 1, "score"].to_numpy()
-    real = videos.loc[videos["label"] == 0, "score"].to_numpy()
-    if not len(fake) or not len(real):
-        return float("nan"), float("nan")
-    result = mannwhitneyu(fake, real, alternative="greater")
-    return float(result.statistic) / (len(fake) * len(real)), float(result.pvalue)
+
+def video_auc(labels: np.ndarray, scores: np.ndarray, videos: np.ndarray) -> tuple[float, int, int]:
+    """AUC over videos (each video's mean score; its label that of its first frame, as the video_AUC
+    metric) and the numbers of real and fake videos; nan without both classes."""
+    from bench.metrics import auc
+
+    _, index, inverse = np.unique(videos, return_index=True, return_inverse=True)
+    means = np.bincount(inverse, weights=scores) / np.bincount(inverse)
+    video_labels = labels[index]
+    n_fake = int(video_labels.sum())
+    n_real = len(video_labels) - n_fake
+    return (auc(video_labels, means) if n_real and n_fake else math.nan), n_real, n_fake
 
 
 def chance_notes(files: list[PredictionFile], *, alpha: float) -> list[str]:
-    """One note per method and training domain with jobs whose predictions on their own domain's test split
-    are not above chance at ``alpha`` (a job that did not predict its own domain is not judged)."""
+    """One note per method and training domain with jobs whose video AUC on their own domain's test split
+    is below `chance_bound` at ``alpha`` (a job that did not predict its own domain is not judged)."""
     at_chance: dict[tuple[str, str, str], list[tuple[int, float, float]]] = defaultdict(list)
     judged: dict[tuple[str, str, str], int] = defaultdict(int)
     for f in files:
@@ -43,18 +53,23 @@ def chance_notes(files: list[PredictionFile], *, alpha: float) -> list[str]:
             continue
         key = (f.run.method, f.run.role, f.run.train)
         judged[key] += 1
-        auc, p = video_auc_vs_chance(f.frame)
-        if not np.isnan(p) and p > alpha:
-            at_chance[key].append((f.run.seed, auc, p))
+        frame = f.frame
+        auc, n_real, n_fake = video_auc(frame["label"].to_numpy(), frame["score"].to_numpy(),
+                                        frame["video"].to_numpy())
+        if math.isnan(auc):
+            continue
+        bound = chance_bound(n_real, n_fake, alpha=alpha)
+        if auc < bound:
+            at_chance[key].append((f.run.seed, auc, bound))
     notes = []
     for (method, role, train), jobs in sorted(at_chance.items()):
-        seeds = ", ".join(f"seed {s}: video AUC {auc:.2f}, p {p:.2f}" for s, auc, p in sorted(jobs))
+        seeds = ", ".join(f"seed {s}: video AUC {auc:.3f} < {bound:.3f}" for s, auc, bound in sorted(jobs))
         what = f"{method}{' (control)' if role == 'control' else ''} trained on {train}"
         notes.append(f"{what}: {len(jobs)} of {judged[(method, role, train)]} job(s) did not learn to tell real "
-                     f"from fake on their own domain's test split ({seeds}; one-sided test against chance at "
-                     f"alpha {alpha:g}). Such a model's group rates and fairness gaps say where its scores fall "
-                     f"against the threshold, not how fair a detector is (a constant score is perfectly 'fair'). "
-                     f"Its log.csv tells whether it never learned (training loss near ln 2 = 0.693 throughout) or "
-                     f"fit its training split without generalising (loss falling, val_auc near 0.5). Nothing is "
-                     f"dropped from the tables.")
+                     f"from fake on their own domain's test split ({seeds}, the AUC a detector scoring at "
+                     f"random stays below with probability {1 - alpha:g}). Such a model's group rates and "
+                     f"fairness gaps say where its scores fall against the threshold, not how fair a detector "
+                     f"is (a constant score is perfectly 'fair'). Its log.csv tells whether it never learned "
+                     f"(training loss near ln 2 = 0.693 throughout) or fit its training split without "
+                     f"generalising (loss falling, val_auc near 0.5). Nothing is dropped from the tables.")
     return notes

@@ -26,6 +26,7 @@ from bench.data.loader import BalancedSampler, DeviceLoader, PairedSampler, Stan
 from bench.device import Runtime, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
 from bench.groups import NUM_CELLS, label_cell
+from bench.health import chance_bound
 from bench.method import Method, MethodInfo, Needs, Validation
 from bench.metrics import METRICS, compute_metrics
 from bench.predict import bce_from_logits, predict_logits, predictions_frame
@@ -281,23 +282,17 @@ def selection_objectives(row: dict[str, Any], selection: str) -> tuple[float, ..
             "last": lambda: (float(row["epoch"]),)}[selection]()
 
 
-CHANCE_Z = 1.645  # one-sided 5%: an AUC that a detector scoring at random stays below 95% of the time
-
-
 def chance_note(auc: float, *, labels: np.ndarray, videos: np.ndarray) -> str | None:
-    """A note for the job's record when the selected epoch's validation AUC is not above chance, else None.
-
-    A detector whose scores ignore the label has AUC 0.5 with standard error sqrt((n0 + n1 + 1) /
-    (12 n0 n1)) (the Mann-Whitney statistic's null variance); n0 and n1 count real and fake *videos*,
-    since frames of one video are not independent. An AUC below 0.5 + 1.645 of those is what such a
-    detector reaches 95% of the time: the job may have stalled (docs/METHODS.md, PG-FDD) or the domain
-    may be too hard, and its test numbers describe a model that did not learn to detect.
+    """A note for the job's record when the selected epoch's validation AUC is below `health.chance_bound`
+    (one-sided 5%, counted over real and fake *videos*: frames of one video are not independent), else None:
+    the job may have stalled (docs/METHODS.md, PG-FDD) or the domain may be too hard, and its test numbers
+    describe a model that did not learn to detect.
     """
     n0 = len(np.unique(videos[labels == 0]))
     n1 = len(np.unique(videos[labels == 1]))
     if not math.isfinite(auc) or n0 == 0 or n1 == 0:
         return None
-    bound = 0.5 + CHANCE_Z * math.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
+    bound = chance_bound(n0, n1)
     if auc >= bound:
         return None
     return (f"the selected epoch's validation AUC ({auc:.3f}) is not above chance (below {bound:.3f}, which "

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures.results_factory import MethodModel, write_results
-from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
-from bench.health import chance_notes, video_auc_vs_chance
+from bench.health import chance_bound, chance_notes, video_auc
 from bench.predictions import PredictionFile
 from bench.report import make_report
 from bench.store import RunRecord
@@ -25,19 +24,25 @@ def frame(labels: list[int], scores: list[float], frames_per_video: int = 3) -> 
     return pd.DataFrame(rows)
 
 
-def test_video_auc_and_its_test_against_chance() -> None:
+def test_video_auc_counts_videos_not_frames() -> None:
     rng = np.random.default_rng(0)
     labels = [0] * 30 + [1] * 20
     scores = list(rng.uniform(0.2, 0.6, 30)) + list(rng.uniform(0.4, 0.9, 20))
-    auc, p = video_auc_vs_chance(frame(labels, scores))
-    assert auc == pytest.approx(roc_auc_score(labels, scores))  # one unit per video, not per frame
-    fake, real = np.array(scores[30:]), np.array(scores[:30])
-    assert p == pytest.approx(mannwhitneyu(fake, real, alternative="greater").pvalue)
-    assert p < 0.01
-    # every video alike: AUC one half, no evidence at all
-    auc, p = video_auc_vs_chance(frame(labels, [0.5] * 50))
-    assert auc == 0.5 and p > 0.4
-    assert np.isnan(video_auc_vs_chance(frame([0, 0], [0.1, 0.2]))[0])
+    f = frame(labels, scores)
+    auc, n_real, n_fake = video_auc(f["label"].to_numpy(), f["score"].to_numpy(), f["video"].to_numpy())
+    assert auc == pytest.approx(roc_auc_score(labels, scores)) and (n_real, n_fake) == (30, 20)
+    assert np.isnan(video_auc(np.zeros(4, int), np.ones(4), np.arange(4))[0])
+
+
+def test_the_bound_is_the_mann_whitney_null_quantile() -> None:
+    """Against the null distribution of the AUC of random scores, simulated; and at a hand-worked value."""
+    n0, n1 = 60, 40
+    rng = np.random.default_rng(3)
+    ranks = rng.random((4000, n0 + n1)).argsort(axis=1).argsort(axis=1) + 1
+    null_auc = (ranks[:, n0:].sum(axis=1) - n1 * (n1 + 1) / 2) / (n0 * n1)
+    for alpha in (0.05, 0.01):
+        assert abs(chance_bound(n0, n1, alpha=alpha) - np.quantile(null_auc, 1 - alpha)) < 0.008
+    assert chance_bound(2, 3) == pytest.approx(0.5 + 1.644854 * np.sqrt(6 / 72), abs=1e-6)
 
 
 def _file(method: str, train: str, domain: str, seed: int, data: pd.DataFrame) -> PredictionFile:
@@ -55,7 +60,7 @@ def test_notes_name_jobs_at_chance_on_their_own_domain_only() -> None:
              _file("flat", "dA", "dA", 0, chance), _file("flat", "dA", "dA", 1, learned)]
     (note,) = chance_notes(files, alpha=0.05)
     assert note.startswith("flat trained on dA: 1 of 2 job(s) did not learn")
-    assert "seed 0: video AUC" in note and "seed 1" not in note
+    assert "seed 0: video AUC 0." in note and "seed 1" not in note
 
 
 def test_the_report_warns_about_a_method_that_did_not_learn(tmp_path: Path) -> None:
