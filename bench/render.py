@@ -118,20 +118,21 @@ def _ranked(frame: pd.DataFrame, head: Sequence[str], cell: Any) -> Rendered:
     columns = ranked_columns(frame)
     out = pd.DataFrame({c: [format_number(v) for v in frame[c]] for c in head})
     bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
+    rows = frame.to_dict("records")  # plain dicts: one Series per row and column cost most of the rendering
     for column in columns:
         digits = _digits(column)
-        out[column] = [cell(row, column, digits) for _, row in frame.iterrows()]
+        out[column] = [cell(row, column, digits) for row in rows]
         best = frame[f"{column} best"] if f"{column} best" in frame.columns else frame[f"{column} rank"] == 1
         bold[column] = best.to_numpy(dtype=bool)
     return Rendered(out, bold)
 
 
-def _mean_std(row: pd.Series, column: str, digits: int) -> str:
+def _mean_std(row: dict[str, Any], column: str, digits: int) -> str:
     std = row.get(f"{column} std")
     return format_number(row[column], digits) + ("" if _isnan(std) else f" ± {format_number(std, digits)}")
 
 
-def _leaderboard_cell(row: pd.Series, column: str, digits: int) -> str:
+def _leaderboard_cell(row: dict[str, Any], column: str, digits: int) -> str:
     text = _mean_std(row, column, digits)
     if not _isnan(row.get(f"{column} ci_low")):
         low, high = format_number(row[f"{column} ci_low"], digits), format_number(row[f"{column} ci_high"], digits)
