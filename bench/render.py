@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench.forkmap import fork_map
 from bench.metrics import ATTRIBUTES, METRICS, POLICIES
 from bench.predictions import ReportSettings
 from bench.store import RunRecord, atomic_write_csv, atomic_write_text
@@ -259,6 +260,22 @@ def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path
         atomic_write_text(folder / f"{table.name}.tex", "\n".join(parts) if parts else "% (empty)\n")
         written.append(folder / f"{table.name}.tex")
     return written
+
+
+def write_tables(tables: Sequence[Table], folder: Path, formats: Sequence[str]) -> None:
+    """Every table's files (`write_table`) in ``folder``. The CSV files of the long tables (most of the
+    writing: float formatting of tens of thousands of rows) are written by a forked process while this one
+    renders and writes the rest (`bench.forkmap.fork_map`: one process where fork is not available)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    long = [t for t in tables if not readable(t.frame)] if "csv" in formats else []
+    long_names = {t.name for t in long}
+    rest = tuple(f for f in formats if f != "csv")
+
+    def write(share: str) -> None:
+        for table in long if share == "long" else tables:
+            write_table(table, folder, ("csv",) if share == "long" else rest if table.name in long_names else formats)
+
+    fork_map(write, ["rest", "long"] if long else ["rest"])
 
 
 def blocks_by(frame: pd.DataFrame, keys: Sequence[str], render: Any, title: Any) -> list[tuple[str, Rendered]]:

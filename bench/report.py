@@ -100,9 +100,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     if early is not None:  # the figures these tables complete are drawn while the tables are written
         early.send({**frames, "board": board})
     rendered = render.render_tables(frames)
-    destination.tables.mkdir(parents=True, exist_ok=True)
-    for table in rendered.values():
-        render.write_table(table, destination.tables, settings.formats)
+    render.write_tables(list(rendered.values()), destination.tables, settings.formats)
     figures = _figures(frames, board, files, destination.figures, early) if settings.plots else []
     report = Report(settings=settings, tables=frames, leaderboard_long=board,
                     figures={f.name: f.paths for f in figures}, warnings=warnings,

@@ -409,3 +409,28 @@ def test_a_table_too_long_to_read_is_csv_only(tmp_path: Path, monkeypatch: pytes
     assert len(pd.read_csv(tmp_path / "long.csv")) == 4
     short = render.write_table(render.Table("short", frame.head(3)), tmp_path, ("csv", "md", "tex"))
     assert [p.suffix for p in short] == [".csv", ".md", ".tex"] and "| 3" in (tmp_path / "short.md").read_text()
+
+
+@pytest.mark.parametrize("formats", [("csv", "md", "tex"), ("md",), ("csv",)])
+def test_write_tables_writes_what_write_table_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     formats: tuple[str, ...]) -> None:
+    """The long tables' CSV files come from a forked process; the files are the same, byte for byte, as one
+    `write_table` per table writes, and a stale rendering of a long table is removed either way."""
+    from bench import render
+
+    monkeypatch.setattr(render, "READING_ROWS", 3)
+    frames = {"long": pd.DataFrame({"x": [0.1, 2.0, np.nan, 1 / 3], "y": ["a,b", "c", "d", "e"]}),
+              "short": pd.DataFrame({"x": [1.5, 2.25], "flag": [True, False]}),
+              "other_long": pd.DataFrame({"n": range(5)})}
+    tables = [render.Table(name, frame) for name, frame in frames.items()]
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir()
+    for table in tables:
+        render.write_table(table, one, formats)
+    many.mkdir()
+    (many / "long.md").write_text("an earlier report's rendering")
+    render.write_tables(tables, many, formats)
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in many.iterdir()) and names
+    assert all((one / n).read_bytes() == (many / n).read_bytes() for n in names)
+    assert ("long.csv" in names) == ("csv" in formats) and "long.md" not in names
