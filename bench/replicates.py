@@ -123,6 +123,7 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         groups[attribute] = (g, n_groups)
         blocks.append(_cell_block(codes, n_clusters, g, n_groups, y, pred))
     cell_matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_clusters, 0))
+    offsets = dict(zip(groups, np.cumsum([0, *(4 * n for _, n in groups.values())]).tolist(), strict=False))
 
     groupings = {"all": (np.zeros(y.shape[0], dtype=np.intp), 1)} if detection else {}
     if any(METRICS.get(name).group_auc for name in fairness):
@@ -138,16 +139,25 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         for metric in detection:
             parts.setdefault(("all", metric.name), []).append(metric.replicate(weighted) * metric.scale)
         cells = c @ cell_matrix
-        offset = 0
-        for attribute, (_, n_groups) in groups.items():
-            tn, fp, fn, tp = _split_cells(cells[:, offset:offset + 4 * n_groups], n_groups)
-            offset += 4 * n_groups
-            group_aucs = aucs()[attribute] if attribute in groupings else None
+        for batch in _batches(groups):
+            # The batch's (b, G) counts stacked as (attributes, b, G_max), missing groups empty (an empty
+            # group enters no gap and adds nothing to a pooled rate): one fairness_gaps call for the batch.
+            widest = max(groups[attribute][1] for attribute in batch)
+            stacked = np.zeros((4, len(batch), c.shape[0], widest))  # TN, FP, FN, TP
+            group_aucs = np.full(stacked.shape[1:], np.nan) if set(batch) <= set(groupings) else None
+            for k, attribute in enumerate(batch):
+                n_groups, offset = groups[attribute][1], offsets[attribute]
+                tn, fp, fn, tp = _split_cells(cells[:, offset:offset + 4 * n_groups], n_groups)
+                stacked[:, k, :, :n_groups] = tn, fp, fn, tp
+                if group_aucs is not None:
+                    group_aucs[k, :, :n_groups] = aucs()[attribute]
+                rate_parts.setdefault(attribute, []).append((ratio(fp, fp + tn), ratio(tp, tp + fn)))
+            tn, fp, fn, tp = stacked
             gaps = fairness_gaps(tp, fp, tn, fn, group_aucs, metrics=fairness, policy=policy,
                                  min_group_size=min_group_size)
-            for name, result in gaps.items():
-                parts.setdefault((attribute, name), []).append(result.value * METRICS.get(name).scale)
-            rate_parts.setdefault(attribute, []).append((ratio(fp, fp + tn), ratio(tp, tp + fn)))
+            for k, attribute in enumerate(batch):
+                for name, result in gaps.items():
+                    parts.setdefault((attribute, name), []).append(result.value[k] * METRICS.get(name).scale)
     values = {key: np.concatenate(chunks) for key, chunks in parts.items()}
     fpr = {attribute: np.concatenate([f for f, _ in chunks]) for attribute, chunks in rate_parts.items()}
     tpr = {attribute: np.concatenate([t for _, t in chunks]) for attribute, chunks in rate_parts.items()}
@@ -175,6 +185,21 @@ class _LazyAucs:
             return cache
 
         return aucs
+
+
+# numpy sums fewer than 8 numbers along an axis one after the other, and 8 or more in a pairwise order:
+# attributes of fewer groups are padded only up to a width below 8, so every sum over groups (a fairness
+# metric's deviation sum) adds the same numbers in the same order as for the attribute alone.
+_SEQUENTIAL_SUM = 8
+
+
+def _batches(groups: dict[str, tuple[np.ndarray, int]]) -> list[list[str]]:
+    """The attributes in consecutive batches evaluated together (`replicate_metrics`): those with fewer
+    than `_SEQUENTIAL_SUM` groups, then each group count above that on its own."""
+    batches: dict[int, list[str]] = {}
+    for attribute, (_, n_groups) in groups.items():
+        batches.setdefault(n_groups if n_groups >= _SEQUENTIAL_SUM else 0, []).append(attribute)
+    return list(batches.values())
 
 
 def _cell_block(codes: np.ndarray, n_clusters: int, g: np.ndarray, n_groups: int, y: np.ndarray,
