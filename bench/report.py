@@ -34,7 +34,6 @@ from bench.predictions import (
     PredictionFile,
     Report,
     ReportSettings,
-    Resampled,
     Selection,
     group_test_sets,
     load_predictions,
@@ -87,11 +86,20 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     warnings += baseline_warnings
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
     warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs)
+    # Tables a figure needs go to the figure processes as soon as they exist (the heatmaps' while the
+    # bootstrap runs), so that the figures are not all left for the end.
+    ready = {"pairs": tables.pair_table(tidy), "friedman": significance.friedman_table(tidy, alpha=settings.alpha)}
+    if early is not None:
+        early.send(ready)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
+    ready["group_rates"] = tables.group_rates(tidy, files, resampled, threshold=settings.threshold,
+                                              alpha=settings.alpha)
+    if early is not None:
+        early.send({"group_rates": ready["group_rates"]})
     sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
     board = tables.leaderboard(tidy, resampled, alpha=settings.alpha, significance=sig)
-    frames = _tables(tidy, board, sig, files, resampled, runs, settings)
+    frames = _tables(tidy, board, sig, runs, settings, ready)
     if fits is not None:
         from bench.postprocess import effect_table
 
@@ -175,21 +183,21 @@ def _balance_warnings(tidy: Tidy) -> list[str]:
     return out
 
 
-def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, files: list[PredictionFile], resampled: Resampled,
-            runs: list[RunRecord], settings: ReportSettings) -> dict[str, pd.DataFrame]:
-    """Every table of the report by name, in the order they are written."""
+def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, runs: list[RunRecord], settings: ReportSettings,
+            ready: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every table of the report by name, in the order they are written (``ready``: those made before)."""
     frames = {"metrics": tidy.public(), "leaderboard": tables.wide_leaderboard(board)}
     for attribute in ATTRIBUTES:
         chosen = tables.attribute_columns(board, attribute)
         if len(chosen) > 1:
             frames[f"leaderboard_{attribute}"] = tables.wide_leaderboard(board, chosen, prefix=False)
     frames |= {
-        "pairs": tables.pair_table(tidy),
+        "pairs": ready["pairs"],
         "paper_pairs": tables.paper_table(tidy, sig),
-        "group_rates": tables.group_rates(tidy, files, resampled, threshold=settings.threshold, alpha=settings.alpha),
+        "group_rates": ready["group_rates"],
         "significance": sig,
         "power": significance.power_table(sig, alpha=settings.alpha),
-        "friedman": significance.friedman_table(tidy, alpha=settings.alpha),
+        "friedman": ready["friedman"],
         "groups": tables.groups_table(tidy),
         "controls": tables.control_table(tidy, runs),
         "provenance": tables.provenance_table(runs),
