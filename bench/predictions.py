@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 
 from bench.bootstrap import ClusterBootstrap
 from bench.errors import BenchError
-from bench.forkmap import fork_map
 from bench.stats import DeLongParts
 from bench.store import RunRecord, Store, read_predictions
 
@@ -180,26 +179,14 @@ def load_predictions(store: Store, *, progress: bool = True) -> list[PredictionF
                          f"--out at the results folder.")
     pending = [(run, domain, path) for run in runs for domain, path in run.prediction_files().items()]
     refuse_stale(pending, store)
-    with tqdm(total=len(pending), desc="read", unit="file", disable=not progress, leave=False) as bar:
-        frames = fork_map(_read_sorted, [path for _, _, path in pending], done=bar.update)
     files = []
-    for (run, domain, _), frame in zip(pending, frames, strict=True):
-        if isinstance(frame, BenchError):
-            raise frame
+    for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):
+        frame = read_predictions(path)
+        frame = frame.sort_values("sample", kind="stable", ignore_index=True)
         files.append(PredictionFile(run=run, domain=domain, frame=frame))
     for i, f in enumerate(files):
         f.index = i
     return files
-
-
-def _read_sorted(path: Path) -> pd.DataFrame | BenchError:
-    """One predictions file, rows sorted by sample id. The files are read on every core (`fork_map`); a
-    damaged file's error is returned, so that the first damaged file in order is the one reported."""
-    try:
-        frame = read_predictions(path)
-    except BenchError as error:
-        return error
-    return frame.sort_values("sample", kind="stable", ignore_index=True)
 
 
 def refuse_stale(pending: list[tuple[RunRecord, str, Path]], store: Store) -> None:

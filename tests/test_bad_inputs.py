@@ -342,34 +342,6 @@ def test_damaged_results_folder(damage: Callable[[Path], None], names: str, fini
         assert "Delete this file alone" in line and "without retraining" in line and "DONE" not in line
 
 
-def test_the_first_damaged_predictions_file_in_order_is_reported(finished: Path, tmp_path: Path) -> None:
-    """The prediction files are read on every core; the files come back in order, each sorted by sample id
-    as read alone, and with several damaged files the first in the folder's order is the one named (as
-    when they were read one after another)."""
-    from bench.errors import BenchError
-    from bench.predictions import load_predictions
-    from bench.store import Store, read_predictions
-
-    out = tmp_path / "results"
-    shutil.copytree(finished, out)
-    (job,) = (out / "runs").glob("*/")
-    for i in range(3):
-        shutil.copytree(job, job.with_name(f"{job.name}-copy{i}"))
-    paths = sorted((out / "runs").glob("*/predictions/synth-ff.csv.gz"))
-    assert len(paths) == 4
-    frame = pd.read_csv(paths[1], dtype=str, keep_default_na=False)
-    paths[1].write_bytes(_gz(frame.sample(frac=1.0, random_state=0).to_csv(index=False)))  # rows shuffled
-    files = load_predictions(Store(out), progress=False)
-    for f, path in zip(files, paths, strict=True):
-        expected = read_predictions(path).sort_values("sample", kind="stable", ignore_index=True)
-        pd.testing.assert_frame_equal(f.frame, expected)
-    for k in (1, 2):  # one file the forked process reads, one this process reads
-        frame.loc[3, "label"] = "x"
-        paths[k].write_bytes(_gz(frame.to_csv(index=False)))
-    with pytest.raises(BenchError, match=f"Predictions file {str(paths[1])!r} is damaged"):
-        load_predictions(Store(out), progress=False)
-
-
 def test_report_dir_at_a_file(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     afile = tmp_path / "report.md"
     afile.write_text("mine")
