@@ -25,7 +25,6 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench import bootstrap, stats
-from bench.forkmap import fork_map
 from bench.predictions import Resampled, TestSet
 from bench.resampling import nanmean
 from bench.tidy import SCOPES, Tidy, higher_is_better, scope_order
@@ -78,31 +77,20 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
     pair_map = _nested(tidy.pair_means.reset_index(), ["train", "test"], "value")
     seed_map = _nested(tidy.per_seed, ["seed"], "pair_mean")
     columns = list(dict.fromkeys(tidy.main["column"]))
+    blocks = [_aggregate_levels(pairs, columns, seed_map, pair_map, alpha)]
     cells = _Cells(tidy, resampled, test_sets, pair_map)
-
-    def level(name: str) -> _Block:
-        if name == "pair":
-            return _pair_level(pairs, cells, columns, alpha)
-        if name == "pooled":
-            return _pooled_levels(pairs, _jobs(tidy, resampled), resampled.columns, alpha)
-        return _aggregate_levels(pairs, columns, seed_map, pair_map, alpha)
-
-    # The pair level (about half the work) in a forked process, the others here (`bench.forkmap`).
-    blocks = fork_map(level, ["aggregate", "pair", "pooled"] if cells.test_set_of else ["aggregate", "pooled"])
-    return _correct(_in_order(blocks), alpha)
-
-
-def _pooled_levels(pairs: list[tuple[str, str, str]], jobs: dict[tuple[str, str], _Jobs], columns: list[str],
-                   alpha: float) -> _Block:
-    """The pooled level of every comparison and scope."""
+    if cells.test_set_of:
+        blocks.append(_pair_level(pairs, cells, columns, alpha))
+    jobs = _jobs(tidy, resampled)
     pooled: list[dict[str, Any]] = []
     order: list[tuple[int, int, int]] = []
     for c, (comparison, method, other) in enumerate(pairs):
         for s, scope in enumerate(SCOPES):
-            rows = _pooled_level(comparison, method, other, scope, jobs, columns, alpha)
+            rows = _pooled_level(comparison, method, other, scope, jobs, resampled.columns, alpha)
             pooled += rows
             order += [(c, 2 + 2 * s, r) for r in range(len(rows))]
-    return _Block(pd.DataFrame(pooled, columns=SIGNIFICANCE_COLUMNS[:-5]), order)
+    blocks.append(_Block(pd.DataFrame(pooled, columns=SIGNIFICANCE_COLUMNS[:-5]), order))
+    return _correct(_in_order(blocks), alpha)
 
 
 def _nested(frame: pd.DataFrame, inner: list[str], value: str) -> dict[tuple, dict]:
