@@ -86,17 +86,15 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     warnings += baseline_warnings
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
     warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs)
-    # Tables a figure needs go to the figure processes as soon as they exist (the heatmaps' while the
-    # bootstrap runs), so that the figures are not all left for the end.
-    ready = {"pairs": tables.pair_table(tidy), "friedman": significance.friedman_table(tidy, alpha=settings.alpha)}
-    if early is not None:
-        early.send(ready)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
-    ready["group_rates"] = tables.group_rates(tidy, files, resampled, threshold=settings.threshold,
-                                              alpha=settings.alpha)
+    # The tables the heatmaps and group-rate bars need go to the figure processes as soon as the bootstrap
+    # (which keeps both cores busy) is done: they draw while this process runs the tests on one core.
+    ready = {"pairs": tables.pair_table(tidy), "friedman": significance.friedman_table(tidy, alpha=settings.alpha),
+             "group_rates": tables.group_rates(tidy, files, resampled, threshold=settings.threshold,
+                                               alpha=settings.alpha)}
     if early is not None:
-        early.send({"group_rates": ready["group_rates"]})
+        early.send(ready)
     sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
     board = tables.leaderboard(tidy, resampled, alpha=settings.alpha, significance=sig)
     frames = _tables(tidy, board, sig, runs, settings, ready)
