@@ -83,6 +83,12 @@ class ClusterBootstrap:
         counts.flags.writeable = False
         return counts
 
+    @functools.cached_property
+    def memo(self) -> dict[Any, Any]:
+        """What the prediction files of this test set share and a caller derives from these resamples once
+        (the AUC engine's layout of the clusters by label and group: `bench.replicates`), by the caller's key."""
+        return {}
+
     def weights(self, rows: slice = slice(None)) -> np.ndarray:
         """Sample weights (b, N), float64, of the replicates ``rows``: how often each sample is drawn."""
         return self.counts[rows][:, self.codes].astype(np.float64)

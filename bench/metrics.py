@@ -86,7 +86,9 @@ __all__ = [
     "group_auc",
     "group_table",
     "log_loss",
+    "metric_rows",
     "register_metric",
+    "result_frame",
     "video_auc",
 ]
 
@@ -611,6 +613,15 @@ def compute_metrics(
     Bad input (a missing column, labels not 0/1, scores outside [0, 1] or NaN, an unknown metric or
     policy) raises `BenchError` with a one-line message naming the column or argument.
     """
+    return result_frame(metric_rows(predictions, metrics=metrics, attributes=attributes, threshold=threshold,
+                                    policy=policy, min_group_size=min_group_size))
+
+
+def metric_rows(predictions: pd.DataFrame, *, metrics: str | Sequence[str] | None = None,
+                attributes: str | Sequence[str] = ATTRIBUTES, threshold: float = 0.5, policy: str = DEFAULT_POLICY,
+                min_group_size: int = 1) -> list[dict[str, Any]]:
+    """`compute_metrics`'s rows as plain dicts, before they become a table: the report gathers the rows of
+    every prediction file (and its job's keys) into one table, `result_frame`, instead of a table per file."""
     policy = as_policy(policy)
     min_group_size = as_min_group_size(min_group_size)
     threshold = as_threshold(threshold)
@@ -640,7 +651,7 @@ def compute_metrics(
             counts, group_aucs = (np.zeros(1),) * 4, np.full(1, np.nan)
         stats = GroupStats(*counts, auc=group_aucs, policy=policy, min_group_size=min_group_size)
         rows += [_row(attribute, m, m.fn(stats), policy, min_group_size) for m in fairness]
-    return _result_frame(rows)
+    return rows
 
 
 def _require_columns(predictions: pd.DataFrame, needed: Mapping[str, str]) -> None:
@@ -667,7 +678,8 @@ def _row(attribute: str, metric: Metric, result: MetricValue, policy: str, min_g
     }
 
 
-def _result_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+def result_frame(rows: list[dict[str, Any]], columns: Sequence[str] = RESULT_COLUMNS) -> pd.DataFrame:
+    """Metric rows (`metric_rows`, with any further keys of ``columns``) as a table with the result's dtypes."""
+    frame = pd.DataFrame(rows, columns=list(columns))
     return frame.astype({"value": np.float64, "higher_is_better": bool, "n_groups": "Int64",
                          "min_group_n": "Int64", "min_group_size": np.int64})

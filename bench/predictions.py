@@ -12,7 +12,6 @@ computed by `bench.tidy`, `bench.resampling`, `bench.tables` and `bench.signific
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -264,17 +263,21 @@ def group_test_sets(files: list[PredictionFile], *, cluster: str) -> tuple[dict[
     Returns the test sets by key and warnings: a domain whose files cover different samples (a changed
     data set between runs) is split into several test sets, and methods are compared within each only.
     """
-    by_domain: dict[str, dict[str, list[PredictionFile]]] = {}
+    by_domain: dict[str, list[list[PredictionFile]]] = {}
     for f in files:
-        fingerprint = _fingerprint(f.frame)
-        by_domain.setdefault(f.domain, {}).setdefault(fingerprint, []).append(f)
+        variants = by_domain.setdefault(f.domain, [])
+        same = next((group for group in variants if _same_samples(group[0].frame, f.frame)), None)
+        if same is None:
+            variants.append([f])
+        else:
+            same.append(f)
     sets, warnings = {}, []
     for domain in sorted(by_domain):
         variants = by_domain[domain]
         if len(variants) > 1:
             warnings.append(f"Test domain {domain!r} was predicted on {len(variants)} different sample sets (the data "
                             f"changed between runs); methods are compared only within each set.")
-        for i, (_, group) in enumerate(sorted(variants.items(), key=lambda kv: kv[1][0].index)):
+        for i, group in enumerate(sorted(variants, key=lambda group: group[0].index)):
             key = domain if len(variants) == 1 else f"{domain}#{i + 1}"
             reference = group[0].frame
             clusters = (np.arange(len(reference)) if cluster == "none"
@@ -286,9 +289,10 @@ def group_test_sets(files: list[PredictionFile], *, cluster: str) -> tuple[dict[
     return sets, warnings
 
 
-def _fingerprint(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame[["sample", "label", "intersection"]], index=False).to_numpy()
-    return hashlib.sha1(hashed.tobytes()).hexdigest()
+def _same_samples(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two prediction tables cover the same samples: the same ids, labels and groups, row by row."""
+    return len(a) == len(b) and all(np.array_equal(a[c].to_numpy(), b[c].to_numpy())
+                                    for c in ("label", "intersection", "sample"))
 
 
 @dataclass(eq=False)

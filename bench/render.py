@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench.forkmap import fork_map
 from bench.metrics import ATTRIBUTES, METRICS, POLICIES
 from bench.predictions import ReportSettings
 from bench.store import RunRecord, atomic_write_csv, atomic_write_text
@@ -118,20 +119,21 @@ def _ranked(frame: pd.DataFrame, head: Sequence[str], cell: Any) -> Rendered:
     columns = ranked_columns(frame)
     out = pd.DataFrame({c: [format_number(v) for v in frame[c]] for c in head})
     bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
+    rows = frame.to_dict("records")  # plain dicts: one Series per row and column cost most of the rendering
     for column in columns:
         digits = _digits(column)
-        out[column] = [cell(row, column, digits) for _, row in frame.iterrows()]
+        out[column] = [cell(row, column, digits) for row in rows]
         best = frame[f"{column} best"] if f"{column} best" in frame.columns else frame[f"{column} rank"] == 1
         bold[column] = best.to_numpy(dtype=bool)
     return Rendered(out, bold)
 
 
-def _mean_std(row: pd.Series, column: str, digits: int) -> str:
+def _mean_std(row: dict[str, Any], column: str, digits: int) -> str:
     std = row.get(f"{column} std")
     return format_number(row[column], digits) + ("" if _isnan(std) else f" ± {format_number(std, digits)}")
 
 
-def _leaderboard_cell(row: pd.Series, column: str, digits: int) -> str:
+def _leaderboard_cell(row: dict[str, Any], column: str, digits: int) -> str:
     text = _mean_std(row, column, digits)
     if not _isnan(row.get(f"{column} ci_low")):
         low, high = format_number(row[f"{column} ci_low"], digits), format_number(row[f"{column} ci_high"], digits)
@@ -258,6 +260,22 @@ def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path
         atomic_write_text(folder / f"{table.name}.tex", "\n".join(parts) if parts else "% (empty)\n")
         written.append(folder / f"{table.name}.tex")
     return written
+
+
+def write_tables(tables: Sequence[Table], folder: Path, formats: Sequence[str]) -> None:
+    """Every table's files (`write_table`) in ``folder``. The CSV files of the long tables (most of the
+    writing: float formatting of tens of thousands of rows) are written by a forked process while this one
+    renders and writes the rest (`bench.forkmap.fork_map`: one process where fork is not available)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    long = [t for t in tables if not readable(t.frame)] if "csv" in formats else []
+    long_names = {t.name for t in long}
+    rest = tuple(f for f in formats if f != "csv")
+
+    def write(share: str) -> None:
+        for table in long if share == "long" else tables:
+            write_table(table, folder, ("csv",) if share == "long" else rest if table.name in long_names else formats)
+
+    fork_map(write, ["rest", "long"] if long else ["rest"])
 
 
 def blocks_by(frame: pd.DataFrame, keys: Sequence[str], render: Any, title: Any) -> list[tuple[str, Rendered]]:

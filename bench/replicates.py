@@ -123,31 +123,41 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         groups[attribute] = (g, n_groups)
         blocks.append(_cell_block(codes, n_clusters, g, n_groups, y, pred))
     cell_matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_clusters, 0))
+    offsets = dict(zip(groups, np.cumsum([0, *(4 * n for _, n in groups.values())]).tolist(), strict=False))
 
     groupings = {"all": (np.zeros(y.shape[0], dtype=np.intp), 1)} if detection else {}
     if any(METRICS.get(name).group_auc for name in fairness):
         groupings.update(groups)
-    engine = _LazyAucs(y, s, groupings, codes, strategy)
+    engine = _LazyAucs(y, s, groupings, boot, strategy)
 
     parts: dict[tuple[str, str], list[np.ndarray]] = {}
     rate_parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for start in range(0, boot.n_boot, chunk):
         c = boot.float_counts[start:start + chunk]  # (b, C)
-        aucs = engine.on(c)
+        aucs = engine.on(c, slice(start, start + c.shape[0]))
         weighted = WeightedSamples(samples, counts=c, codes=codes, auc_fn=lambda aucs=aucs: aucs()["all"][:, 0])
         for metric in detection:
             parts.setdefault(("all", metric.name), []).append(metric.replicate(weighted) * metric.scale)
         cells = c @ cell_matrix
-        offset = 0
-        for attribute, (_, n_groups) in groups.items():
-            tn, fp, fn, tp = _split_cells(cells[:, offset:offset + 4 * n_groups], n_groups)
-            offset += 4 * n_groups
-            group_aucs = aucs()[attribute] if attribute in groupings else None
+        for batch in _batches(groups):
+            # The batch's (b, G) counts stacked as (attributes, b, G_max), missing groups empty (an empty
+            # group enters no gap and adds nothing to a pooled rate): one fairness_gaps call for the batch.
+            widest = max(groups[attribute][1] for attribute in batch)
+            stacked = np.zeros((4, len(batch), c.shape[0], widest))  # TN, FP, FN, TP
+            group_aucs = np.full(stacked.shape[1:], np.nan) if set(batch) <= set(groupings) else None
+            for k, attribute in enumerate(batch):
+                n_groups, offset = groups[attribute][1], offsets[attribute]
+                tn, fp, fn, tp = _split_cells(cells[:, offset:offset + 4 * n_groups], n_groups)
+                stacked[:, k, :, :n_groups] = tn, fp, fn, tp
+                if group_aucs is not None:
+                    group_aucs[k, :, :n_groups] = aucs()[attribute]
+                rate_parts.setdefault(attribute, []).append((ratio(fp, fp + tn), ratio(tp, tp + fn)))
+            tn, fp, fn, tp = stacked
             gaps = fairness_gaps(tp, fp, tn, fn, group_aucs, metrics=fairness, policy=policy,
                                  min_group_size=min_group_size)
-            for name, result in gaps.items():
-                parts.setdefault((attribute, name), []).append(result.value * METRICS.get(name).scale)
-            rate_parts.setdefault(attribute, []).append((ratio(fp, fp + tn), ratio(tp, tp + fn)))
+            for k, attribute in enumerate(batch):
+                for name, result in gaps.items():
+                    parts.setdefault((attribute, name), []).append(result.value[k] * METRICS.get(name).scale)
     values = {key: np.concatenate(chunks) for key, chunks in parts.items()}
     fpr = {attribute: np.concatenate([f for f, _ in chunks]) for attribute, chunks in rate_parts.items()}
     tpr = {attribute: np.concatenate([t for _, t in chunks]) for attribute, chunks in rate_parts.items()}
@@ -158,22 +168,38 @@ class _LazyAucs:
     """The AUC engine, built on first use, and per chunk of replicates its AUCs computed at most once."""
 
     def __init__(self, y: np.ndarray, s: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]],
-                 codes: np.ndarray, strategy: str) -> None:
-        self._args = (y, s, groupings, codes, strategy)
+                 boot: ClusterBootstrap, strategy: str) -> None:
+        self._args = (y, s, groupings, boot, strategy)
         self._engine: _AucEngine | None = None
 
-    def on(self, counts: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
-        """A function giving {grouping: per-group AUC (b, G)} for these cluster counts, computed once."""
+    def on(self, counts: np.ndarray, rows: slice) -> Callable[[], dict[str, np.ndarray]]:
+        """A function giving {grouping: per-group AUC (b, G)} for these cluster counts (the replicates
+        ``rows`` of the bootstrap), computed once."""
         cache: dict[str, np.ndarray] = {}
 
         def aucs() -> dict[str, np.ndarray]:
             if not cache:
                 if self._engine is None:
                     self._engine = _AucEngine(*self._args)
-                cache.update(self._engine.apply(counts))
+                cache.update(self._engine.apply(counts, rows))
             return cache
 
         return aucs
+
+
+# numpy sums fewer than 8 numbers along an axis one after the other, and 8 or more in a pairwise order:
+# attributes of fewer groups are padded only up to a width below 8, so every sum over groups (a fairness
+# metric's deviation sum) adds the same numbers in the same order as for the attribute alone.
+_SEQUENTIAL_SUM = 8
+
+
+def _batches(groups: dict[str, tuple[np.ndarray, int]]) -> list[list[str]]:
+    """The attributes in consecutive batches evaluated together (`replicate_metrics`): those with fewer
+    than `_SEQUENTIAL_SUM` groups, then each group count above that on its own."""
+    batches: dict[int, list[str]] = {}
+    for attribute, (_, n_groups) in groups.items():
+        batches.setdefault(n_groups if n_groups >= _SEQUENTIAL_SUM else 0, []).append(attribute)
+    return list(batches.values())
 
 
 def _cell_block(codes: np.ndarray, n_clusters: int, g: np.ndarray, n_groups: int, y: np.ndarray,
@@ -211,76 +237,111 @@ class _AucEngine:
     """Per-replicate AUCs of one predictions table for several groupings ({key: (codes, n_groups)})."""
 
     def __init__(self, y: np.ndarray, s: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]],
-                 codes: np.ndarray, strategy: str) -> None:
+                 boot: ClusterBootstrap, strategy: str) -> None:
         if strategy not in ("auto", "pairs", "scan"):
             raise BenchError(f"Unknown AUC strategy {strategy!r}; expected 'auto', 'pairs' or 'scan'.")
         self.groupings = groupings
-        fine, fine_codes = _fine_groups(groupings)
-        cells = pd.factorize(codes.astype(np.int64) * (fine_codes.shape[0] + 1) + fine)[0]
-        if strategy == "auto":
-            n_fake = np.unique(cells[y == 1]).size
-            n_real = np.unique(cells[y == 0]).size
-            strategy = "pairs" if n_fake * n_real <= _PAIR_COST * len(groupings) * y.shape[0] else "scan"
-        self.strategy = strategy
-        if strategy == "pairs":
-            self.pairs = _PairPlan.build(y, s, cells, codes, fine, fine_codes, groupings)
+        self.layout = _PairLayout.shared(y, groupings, boot, strategy)
+        self.strategy = "scan" if self.layout is None else "pairs"
+        if self.layout is not None:
+            self.psi = self.layout.pair_matrix(s)
         else:
-            self.scans = {key: _ScanPlan.build(y, s, g, n, codes=codes) for key, (g, n) in groupings.items()}
+            self.scans = {key: _ScanPlan.build(y, s, g, n, codes=boot.codes) for key, (g, n) in groupings.items()}
 
-    def apply(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """{grouping: per-group AUC (b, G)} for cluster counts (b, C)."""
-        if self.strategy == "pairs":
-            return self.pairs.apply(counts)
+    def apply(self, counts: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
+        """{grouping: per-group AUC (b, G)} for cluster counts (b, C), the replicates ``rows``."""
+        if self.layout is not None:
+            return self.layout.apply(self.psi, rows)
         return {key: plan.apply(counts) for key, plan in self.scans.items()}
 
 
 def _fine_groups(groupings: dict[str, tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's fine group (its tuple of codes over all groupings, unknowns included) and, per fine
-    group, its code in every grouping: (N,) and (F, number of groupings)."""
-    stacked = np.stack([g for g, _ in groupings.values()], axis=1)  # (N, k)
-    unique, fine = np.unique(stacked, axis=0, return_inverse=True)
-    return fine.reshape(-1), unique
+    group, its code in every grouping: (N,) and (F, number of groupings). Fine groups are numbered in the
+    lexicographic order of their tuples (each tuple is one mixed-radix number, codes -1..n-1 its digits)."""
+    sizes = [n + 1 for _, n in groupings.values()]
+    key = np.zeros(next(iter(groupings.values()))[0].shape[0], dtype=np.int64)
+    for (g, _), size in zip(groupings.values(), sizes, strict=True):
+        key = key * size + (g + 1)
+    unique, fine = np.unique(key, return_inverse=True)
+    digits = []
+    for size in reversed(sizes):
+        unique, digit = np.divmod(unique, size)
+        digits.append(digit - 1)
+    return fine.reshape(-1), np.stack(digits[::-1], axis=1).astype(np.intp)
+
+
+# The cell-pair product c_fake @ Psi runs in float32 where that is exact: every term and partial sum is a
+# multiple of 1/2 no larger than the final sum, so none is rounded while sum_a c_a * max Psi <= 2**23
+# (Psi[a, b] is at most n_a * n_b, the sample counts of the two cells).
+_EXACT_SINGLE = float(2**23)
 
 
 @dataclass(frozen=True, eq=False)
-class _PairPlan:
-    """The cell-pair matrix Psi (fake cells x real cells), fake cells ordered by fine group, with each
-    cell's cluster and sample count and one-hot maps of the cells and fine groups to groups."""
+class _PairLayout:
+    """What the cell-pair engine needs that depends only on the test set, not on the scores: the labels,
+    groups and resamples, which every prediction file of the test set shares. Cells (a cluster's samples of
+    one fine group and label) are ordered by fine group on both sides; per replicate, the fake and real
+    cells' draw counts and each fine group's fake and real sample counts."""
 
-    psi: np.ndarray             # (C1, C0)
-    fake_cluster: np.ndarray    # (C1,)
-    real_cluster: np.ndarray    # (C0,)
-    fake_slices: list[tuple[int, slice]]  # (fine group, its rows of psi)
-    fake_onehot: np.ndarray     # (C1, F) sample counts of each fake cell in its fine group
-    real_onehot: np.ndarray     # (C0, F) 1 in each real cell's fine group
-    real_n: np.ndarray          # (C0,) samples per real cell
+    fake: np.ndarray            # (n1,) the fake samples, and each one's fake cell
+    fake_local: np.ndarray
+    real: np.ndarray            # (n0,) the same for the reals
+    real_local: np.ndarray
+    fake_slices: list[tuple[int, slice]]  # (fine group, its fake cells: rows of Psi)
+    real_fine: np.ndarray       # fine groups with reals, in the column order of Psi
+    real_starts: np.ndarray     # where each of them starts among the columns
     masks: dict[str, np.ndarray]  # per grouping: (F, G) 1 where a fine group belongs to a group
+    c_fake: np.ndarray          # (B, C1) draw counts of the fake cells (float32 when `single`)
+    c_real: np.ndarray          # (B, C0) draw counts of the real cells
+    fake_w: np.ndarray          # (B, F) fake samples per fine group
+    real_w: np.ndarray          # (B, F) real samples per fine group
+    single: bool                # c_fake @ Psi is exact in float32
 
     @classmethod
-    def build(cls, y: np.ndarray, s: np.ndarray, cells: np.ndarray, codes: np.ndarray, fine: np.ndarray,
-              fine_codes: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]]) -> _PairPlan:
+    def shared(cls, y: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]], boot: ClusterBootstrap,
+               strategy: str) -> _PairLayout | None:
+        """The layout for these labels and groupings on ``boot``, made once and kept with the resamples
+        (``boot.memo``) for the next file of the test set; None when the prefix scan is to be used."""
+        key = ("pair-layout", strategy, tuple(groupings))
+        kept = boot.memo.get(key)
+        if kept is not None and _same_samples(kept[1], kept[2], y, groupings):
+            return kept[0]
+        layout = cls.build(y, groupings, boot, strategy)
+        boot.memo[key] = (layout, y, groupings)
+        return layout
+
+    @classmethod
+    def build(cls, y: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]], boot: ClusterBootstrap,
+              strategy: str) -> _PairLayout | None:
+        codes = boot.codes
+        fine, fine_codes = _fine_groups(groupings)
         n_fine = fine_codes.shape[0]
+        cells = pd.factorize(codes.astype(np.int64) * (n_fine + 1) + fine)[0]
+        fake, real = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        fake_cells, real_cells = np.unique(cells[fake]), np.unique(cells[real])
+        if strategy == "scan" or (strategy == "auto" and fake_cells.size * real_cells.size > _PAIR_COST * len(
+                groupings) * y.shape[0]):
+            return None
         n_cells = int(cells.max()) + 1 if cells.size else 0
         cell_cluster = np.zeros(n_cells, dtype=np.intp)
         cell_cluster[cells] = codes
         cell_fine = np.zeros(n_cells, dtype=np.intp)
         cell_fine[cells] = fine
-        fake, real = y == 1, y == 0
-        fake_cells = np.unique(cells[fake])
         fake_cells = fake_cells[np.argsort(cell_fine[fake_cells], kind="stable")]  # rows grouped by fine group
-        real_cells = np.unique(cells[real])
+        real_cells = real_cells[np.argsort(cell_fine[real_cells], kind="stable")]  # columns likewise
         fake_local = _local_index(cells[fake], fake_cells, n_cells)
         real_local = _local_index(cells[real], real_cells, n_cells)
-        psi = _pair_matrix(s[fake], fake_local, fake_cells.size, s[real], real_local, real_cells.size)
         fake_fine, real_fine = cell_fine[fake_cells], cell_fine[real_cells]
         fake_n = np.bincount(fake_local, minlength=fake_cells.size).astype(np.float64)
         real_n = np.bincount(real_local, minlength=real_cells.size).astype(np.float64)
         fake_onehot = np.zeros((fake_cells.size, n_fine))
         fake_onehot[np.arange(fake_cells.size), fake_fine] = fake_n
         real_onehot = np.zeros((real_cells.size, n_fine))
-        real_onehot[np.arange(real_cells.size), real_fine] = 1.0
+        real_onehot[np.arange(real_cells.size), real_fine] = real_n
         bounds = np.searchsorted(fake_fine, np.arange(n_fine + 1))
         slices = [(f, slice(bounds[f], bounds[f + 1])) for f in range(n_fine) if bounds[f + 1] > bounds[f]]
+        real_starts = np.flatnonzero(np.diff(real_fine, prepend=-1))
         masks = {}
         for k, (key, (_, n_groups)) in enumerate(groupings.items()):
             group_of = fine_codes[:, k]
@@ -288,24 +349,44 @@ class _PairPlan:
             known = np.flatnonzero(group_of >= 0)
             mask[known, group_of[known]] = 1.0
             masks[key] = mask
-        return cls(psi=np.ascontiguousarray(psi), fake_cluster=cell_cluster[fake_cells],
-                   real_cluster=cell_cluster[real_cells], fake_slices=slices, fake_onehot=fake_onehot,
-                   real_onehot=real_onehot, real_n=real_n, masks=masks)
+        counts = boot.float_counts
+        c_fake, c_real = counts[:, cell_cluster[fake_cells]], counts[:, cell_cluster[real_cells]]
+        largest = max(fake_n.max(initial=0.0) * real_n.max(initial=0.0), 1.0)
+        single = bool(c_fake.sum(axis=1).max(initial=0.0) * largest <= _EXACT_SINGLE)
+        return cls(fake=fake, fake_local=fake_local, real=real, real_local=real_local,
+                   fake_slices=slices, real_fine=real_fine[real_starts], real_starts=real_starts, masks=masks,
+                   c_fake=c_fake.astype(np.float32) if single else c_fake, c_real=c_real,
+                   fake_w=c_fake @ fake_onehot, real_w=c_real @ real_onehot, single=single)
 
-    def apply(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        b, n_fine = counts.shape[0], self.real_onehot.shape[1]
-        c_real = counts[:, self.real_cluster]  # (b, C0)
-        fake_w = counts[:, self.fake_cluster] @ self.fake_onehot  # (b, F) fake samples per fine group
-        real_w = (c_real * self.real_n) @ self.real_onehot
+    def pair_matrix(self, s: np.ndarray) -> np.ndarray:
+        """Psi of one file's scores (see `_pair_matrix`), in the dtype of the products."""
+        psi = _pair_matrix(s[self.fake], self.fake_local, self.c_fake.shape[1], s[self.real], self.real_local,
+                           self.c_real.shape[1])
+        return np.ascontiguousarray(psi, dtype=np.float32 if self.single else np.float64)
+
+    def apply(self, psi: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
+        """{grouping: per-group AUC (b, G)} of the replicates ``rows`` for the pair matrix ``psi``."""
+        c_fake, c_real = self.c_fake[rows], self.c_real[rows]
+        b, n_fine = c_real.shape[0], next(iter(self.masks.values())).shape[0]
         pairs = np.zeros((b, n_fine, n_fine))  # numerators: fakes of fine group f1 against reals of f2
-        for f1, rows in self.fake_slices:  # contiguous blocks: one GEMM's worth of work in all
-            c_fake = counts[:, self.fake_cluster[rows]]
-            pairs[:, f1, :] = ((c_fake @ self.psi[rows]) * c_real) @ self.real_onehot
+        if self.real_starts.size:
+            for f1, cells in self.fake_slices:  # contiguous blocks: one GEMM's worth of work in all
+                against = (c_fake[:, cells] @ psi[cells]).astype(np.float64, copy=False)
+                against *= c_real  # exact: a whole number of halves times a whole number
+                pairs[:, f1, self.real_fine] = np.add.reduceat(against, self.real_starts, axis=1)
+        fake_w, real_w = self.fake_w[rows], self.real_w[rows]
         out = {}
         for key, mask in self.masks.items():
-            numerator = np.einsum("bij,ig,jg->bg", pairs, mask, mask, optimize=True)
+            numerator = np.einsum("bfg,fg->bg", pairs @ mask, mask)
             out[key] = ratio(numerator, (fake_w @ mask) * (real_w @ mask))
         return out
+
+
+def _same_samples(y0: np.ndarray, groupings0: dict[str, tuple[np.ndarray, int]], y: np.ndarray,
+                  groupings: dict[str, tuple[np.ndarray, int]]) -> bool:
+    """Whether two files hold the same labels and groups (the files of one test set do)."""
+    return np.array_equal(y0, y) and groupings0.keys() == groupings.keys() and all(
+        n == groupings0[k][1] and np.array_equal(g, groupings0[k][0]) for k, (g, n) in groupings.items())
 
 
 def _local_index(values: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray:

@@ -35,7 +35,6 @@ from bench.predictions import (
     PredictionFile,
     Report,
     ReportSettings,
-    Resampled,
     Selection,
     group_test_sets,
     load_predictions,
@@ -92,9 +91,16 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs) + chance_notes(files, alpha=settings.alpha)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
+    # The tables the heatmaps and group-rate bars need go to the figure processes as soon as the bootstrap
+    # (which keeps both cores busy) is done: they draw while this process runs the tests on one core.
+    ready = {"pairs": tables.pair_table(tidy), "friedman": significance.friedman_table(tidy, alpha=settings.alpha),
+             "group_rates": tables.group_rates(tidy, files, resampled, threshold=settings.threshold,
+                                               alpha=settings.alpha)}
+    if early is not None:
+        early.send(ready)
     sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
     board = tables.leaderboard(tidy, resampled, alpha=settings.alpha, significance=sig)
-    frames = _tables(tidy, board, sig, files, resampled, runs, settings)
+    frames = _tables(tidy, board, sig, runs, settings, ready)
     if fits is not None:
         from bench.postprocess import effect_table
 
@@ -103,9 +109,7 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     if early is not None:  # the figures these tables complete are drawn while the tables are written
         early.send({**frames, "board": board})
     rendered = render.render_tables(frames)
-    destination.tables.mkdir(parents=True, exist_ok=True)
-    for table in rendered.values():
-        render.write_table(table, destination.tables, settings.formats)
+    render.write_tables(list(rendered.values()), destination.tables, settings.formats)
     figures = _figures(frames, board, files, destination.figures, early) if settings.plots else []
     report = Report(settings=settings, tables=frames, leaderboard_long=board,
                     figures={f.name: f.paths for f in figures}, warnings=warnings,
@@ -180,21 +184,21 @@ def _balance_warnings(tidy: Tidy) -> list[str]:
     return out
 
 
-def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, files: list[PredictionFile], resampled: Resampled,
-            runs: list[RunRecord], settings: ReportSettings) -> dict[str, pd.DataFrame]:
-    """Every table of the report by name, in the order they are written."""
+def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, runs: list[RunRecord], settings: ReportSettings,
+            ready: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every table of the report by name, in the order they are written (``ready``: those made before)."""
     frames = {"metrics": tidy.public(), "leaderboard": tables.wide_leaderboard(board)}
     for attribute in ATTRIBUTES:
         chosen = tables.attribute_columns(board, attribute)
         if len(chosen) > 1:
             frames[f"leaderboard_{attribute}"] = tables.wide_leaderboard(board, chosen, prefix=False)
     frames |= {
-        "pairs": tables.pair_table(tidy),
+        "pairs": ready["pairs"],
         "paper_pairs": tables.paper_table(tidy, sig),
-        "group_rates": tables.group_rates(tidy, files, resampled, threshold=settings.threshold, alpha=settings.alpha),
+        "group_rates": ready["group_rates"],
         "significance": sig,
         "power": significance.power_table(sig, alpha=settings.alpha),
-        "friedman": significance.friedman_table(tidy, alpha=settings.alpha),
+        "friedman": ready["friedman"],
         "groups": tables.groups_table(tidy),
         "controls": tables.control_table(tidy, runs),
         "provenance": tables.provenance_table(runs),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.forkmap import fork_map
-from bench.metrics import METRICS, compute_metrics
+from bench.metrics import METRICS, RESULT_COLUMNS, metric_rows, result_frame
 from bench.predictions import PredictionFile, ReportSettings, load_predictions
 from bench.store import Store
 
@@ -66,20 +66,17 @@ class Tidy:
 
 def tidy_metrics(files: list[PredictionFile], settings: ReportSettings) -> Tidy:
     """The tidy table: one row per (job, test domain, attribute, metric) with value and evidence."""
-    frames = []
-    point = partial(compute_metrics, metrics=settings.metrics, threshold=settings.threshold,
-                              policy=settings.policy, min_group_size=settings.min_group_size)
-    for f, table in zip(files, fork_map(point, [f.frame for f in files]), strict=True):
-        table.insert(0, "job", f.run.job_id)
-        for key, value in f.keys.items():
-            table[key] = value
-        table["scope"] = f.scope
-        table["file"] = f.index
-        frames.append(table)
-    tidy = pd.concat(frames, ignore_index=True)
-    tidy["column"] = column_names(tidy["attribute"], tidy["metric"])
+    point = partial(metric_rows, metrics=settings.metrics, threshold=settings.threshold, policy=settings.policy,
+                    min_group_size=settings.min_group_size)
+    rows = []
+    for f, file_rows in zip(files, fork_map(point, [f.frame for f in files]), strict=True):
+        keys = {"job": f.run.job_id, **f.keys, "scope": f.scope, "file": f.index}
+        rows += [{**row, **keys} for row in file_rows]
     first = [*KEYS, "scope", "attribute", "metric", "value"]
-    return Tidy(tidy[first + [c for c in tidy.columns if c not in first]])
+    columns = ["job", *RESULT_COLUMNS, *KEYS, "scope", "file"]
+    tidy = result_frame(rows, [*first, *(c for c in columns if c not in first)])
+    tidy["column"] = column_names(tidy["attribute"], tidy["metric"])
+    return Tidy(tidy)
 
 
 def collect_metrics(store: Store, *, metrics: str = "all", threshold: float = 0.5, policy: str = "both-classes",

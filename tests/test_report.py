@@ -220,6 +220,23 @@ def test_report_md_has_every_section(golden_report: tuple[Report, str]) -> None:
     assert "F_FPR = max_g FPR_g - min_g FPR_g" in text  # a metric's definition, from its docstring
 
 
+def test_test_sets_split_on_any_difference_in_ids_labels_or_groups() -> None:
+    """Files of one domain form one test set only when their sample ids, labels and intersection groups
+    are the same row by row; one value changed, at the same length, is another test set."""
+    from bench.predictions import PredictionFile, group_test_sets
+    from bench.store import RunRecord
+
+    base = pd.DataFrame({"sample": ["a", "b", "c"], "label": [0, 1, 1], "intersection": [0, 1, 2],
+                         "video": ["v1", "v2", "v3"]})
+    variants = [base, base.copy(), base.assign(label=[0, 1, 0]), base.assign(sample=["a", "b", "d"]),
+                base.assign(intersection=[0, 1, 3]), base.assign(score=0.5)]
+    files = [PredictionFile(run=RunRecord(job_id=f"job{i}", path=Path("."), config={}), domain="d", frame=frame,
+                            index=i) for i, frame in enumerate(variants)]
+    sets, warnings = group_test_sets(files, cluster="video")
+    assert [[f.index for f in s.files] for s in sets.values()] == [[0, 1, 5], [2], [3], [4]]
+    assert list(sets) == ["d#1", "d#2", "d#3", "d#4"] and "4 different sample sets" in warnings[0]
+
+
 def test_mismatched_test_samples_are_not_compared(tmp_path: Path) -> None:
     out = copy_results(tmp_path, keep=("fair-x", "xception__dA"))
     path = next((out / "runs").glob("fair-x__dA__s0__*")) / "predictions" / "dC.csv.gz"
@@ -409,3 +426,28 @@ def test_a_table_too_long_to_read_is_csv_only(tmp_path: Path, monkeypatch: pytes
     assert len(pd.read_csv(tmp_path / "long.csv")) == 4
     short = render.write_table(render.Table("short", frame.head(3)), tmp_path, ("csv", "md", "tex"))
     assert [p.suffix for p in short] == [".csv", ".md", ".tex"] and "| 3" in (tmp_path / "short.md").read_text()
+
+
+@pytest.mark.parametrize("formats", [("csv", "md", "tex"), ("md",), ("csv",)])
+def test_write_tables_writes_what_write_table_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     formats: tuple[str, ...]) -> None:
+    """The long tables' CSV files come from a forked process; the files are the same, byte for byte, as one
+    `write_table` per table writes, and a stale rendering of a long table is removed either way."""
+    from bench import render
+
+    monkeypatch.setattr(render, "READING_ROWS", 3)
+    frames = {"long": pd.DataFrame({"x": [0.1, 2.0, np.nan, 1 / 3], "y": ["a,b", "c", "d", "e"]}),
+              "short": pd.DataFrame({"x": [1.5, 2.25], "flag": [True, False]}),
+              "other_long": pd.DataFrame({"n": range(5)})}
+    tables = [render.Table(name, frame) for name, frame in frames.items()]
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir()
+    for table in tables:
+        render.write_table(table, one, formats)
+    many.mkdir()
+    (many / "long.md").write_text("an earlier report's rendering")
+    render.write_tables(tables, many, formats)
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in many.iterdir()) and names
+    assert all((one / n).read_bytes() == (many / n).read_bytes() for n in names)
+    assert ("long.csv" in names) == ("csv" in formats) and "long.md" not in names

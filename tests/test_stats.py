@@ -271,6 +271,56 @@ def test_replicates_equal_compute_metrics_on_the_resampled_table(cluster: str, s
         assert rep.fpr["intersection"][b, reals.index] == pytest.approx(reals.to_numpy())
 
 
+def test_replicates_of_files_sharing_a_bootstrap_and_of_reordered_attributes() -> None:
+    """Files of one test set share the AUC engine's layout (kept with the resamples); a file whose labels or
+    groups differ on the same resamples gets its own, and attributes in any order are read from their own
+    cells: each file's replicates equal compute_metrics on its resampled table."""
+    frame = clustered_predictions(n_videos=80)
+    boot = B.cluster_bootstrap(frame["video"], strata=frame["label"] * 10 + frame["intersection"], n_boot=4, seed=2)
+    rescored = frame.assign(score=frame["score"].to_numpy()[::-1].copy())  # same samples, other scores
+    regrouped = frame.assign(race=np.where(frame["race"] >= 0, (frame["race"] + 1) % 4, -1))
+    regrouped["intersection"] = np.where(regrouped["race"] >= 0, regrouped["gender"] * 4 + regrouped["race"], -1)
+    relabelled = frame.assign(label=1 - frame["label"])
+    attributes = ("gender", "intersection", "race")
+    for table in (frame, rescored, regrouped, relabelled):
+        rep = RP.replicate_metrics(table, boot, attributes=attributes, strategy="pairs")
+        for b in range(boot.n_boot):
+            resampled = table.iloc[boot.indices(b)].reset_index(drop=True)
+            reference = compute_metrics(resampled, attributes=attributes).set_index(["attribute", "metric"])["value"]
+            for key, values in rep.values.items():
+                assert values[b] == pytest.approx(reference[key], abs=1e-9, nan_ok=True), (key, b)
+    assert len(boot.memo) == 1  # one layout kept: the last one made
+
+
+def test_fairness_replicates_equal_each_attribute_alone_bit_for_bit() -> None:
+    """Attributes evaluated together (padded with empty groups) give the numbers each gives alone, to the
+    last bit: the padding changes no sum's order."""
+    frame = clustered_predictions(n_videos=150, ties=False)
+    boot = B.cluster_bootstrap(frame["video"], strata=frame["label"] * 10 + frame["intersection"], n_boot=300,
+                               seed=5)
+    together = RP.replicate_metrics(frame, boot, metrics="fairness")
+    for attribute in ("gender", "race", "intersection"):
+        alone = RP.replicate_metrics(frame, boot, metrics="fairness", attributes=[attribute])
+        for (a, metric), values in alone.values.items():
+            assert np.array_equal(values, together.values[(a, metric)], equal_nan=True), (a, metric)
+
+
+def test_float32_pair_products_only_where_exact() -> None:
+    """The cell-pair products run in float32 only while every partial sum stays exact; with videos so long
+    that they would not, they run in float64. Either way the AUCs equal the prefix scan's to the last bit."""
+    rng = np.random.default_rng(1)
+    for frames, single in ((3, True), (1500, False)):
+        video = np.repeat(np.arange(12), frames)
+        label = (video % 2).astype(int)
+        score = rng.random(video.size).round(3)  # ties between the classes
+        groups = np.zeros(video.size, dtype=np.intp)
+        boot = B.cluster_bootstrap(video, strata=label, n_boot=5, seed=3)
+        engine = RP._AucEngine(label, score, {"all": (groups, 1)}, boot, "pairs")
+        assert engine.layout is not None and engine.layout.single == single
+        aucs = engine.apply(boot.float_counts, slice(0, 5))["all"][:, 0]
+        assert np.array_equal(aucs, RP.weighted_auc(label, score, boot.weights()))
+
+
 def test_weighted_helpers_equal_repeated_samples() -> None:
     frame = clustered_predictions(n_videos=50, frames=2)
     y, s, g = frame["label"].to_numpy(), frame["score"].to_numpy(), frame["intersection"].to_numpy()
