@@ -31,16 +31,12 @@ def chance_bound(n_real: int, n_fake: int, *, alpha: float = 0.05) -> float:
 
 
 def video_auc(labels: np.ndarray, scores: np.ndarray, videos: np.ndarray) -> tuple[float, int, int]:
-    """AUC over videos (each video's mean score; its label that of its first frame, as the video_AUC
-    metric) and the numbers of real and fake videos; nan without both classes."""
-    from bench.metrics import auc
+    """The video_AUC metric (each video's mean score) and the numbers of real and fake videos; nan without
+    both classes."""
+    from bench.metrics import video_auc as auc_over_videos
 
-    _, index, inverse = np.unique(videos, return_index=True, return_inverse=True)
-    means = np.bincount(inverse, weights=scores) / np.bincount(inverse)
-    video_labels = labels[index]
-    n_fake = int(video_labels.sum())
-    n_real = len(video_labels) - n_fake
-    return (auc(video_labels, means) if n_real and n_fake else math.nan), n_real, n_fake
+    n_real, n_fake = (len(np.unique(videos[labels == y])) for y in (0, 1))
+    return (auc_over_videos(labels, scores, videos) if n_real and n_fake else math.nan), n_real, n_fake
 
 
 def chance_notes(files: list[PredictionFile], *, alpha: float) -> list[str]:
