@@ -151,7 +151,8 @@ _SYNTHETIC_OPTIMISER = {"backbone": "bench-small", "optimizer": "adam", "lr": 1e
 _CPU_SCORING = {"eval_batch_size": 128}
 
 # The default grid must stay within 15 minutes on a 2-core CPU: at full size the calibrated test splits (85,876
-# frames per job) cost about 10 s of prediction per job, 25 minutes for the grid instead of 13.5. The default
+# frames per job) cost about 10 s of prediction per job (20 s for pg-fdd), at least 20 minutes for the grid
+# instead of 13 (2026-12-01: 553 s of scoring at the measured rates plus 663 s of training). The default
 # therefore scores test splits at 10% of their identities (as many frames as before the calibration), and the
 # `study` preset, whose numbers are the ones to quote, at full size.
 _DEFAULT: Layer = {

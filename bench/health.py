@@ -30,12 +30,16 @@ def chance_bound(n_real: int, n_fake: int, *, alpha: float = 0.05) -> float:
     return 0.5 + NormalDist().inv_cdf(1 - alpha) * math.sqrt((n_real + n_fake + 1) / (12 * n_real * n_fake))
 
 
+def video_counts(labels: np.ndarray, videos: np.ndarray) -> tuple[int, int]:
+    """The numbers of real and of fake videos among frames with ``labels`` and ``videos``."""
+    return len(np.unique(videos[labels == 0])), len(np.unique(videos[labels == 1]))
+
+
 def video_auc(labels: np.ndarray, scores: np.ndarray, videos: np.ndarray) -> tuple[float, int, int]:
-    """The video_AUC metric (each video's mean score) and the numbers of real and fake videos; nan without
-    both classes."""
+    """The video_AUC metric (each video's mean score) and `video_counts`; nan without both classes."""
     from bench.metrics import video_auc as auc_over_videos
 
-    n_real, n_fake = (len(np.unique(videos[labels == y])) for y in (0, 1))
+    n_real, n_fake = video_counts(labels, videos)
     return (auc_over_videos(labels, scores, videos) if n_real and n_fake else math.nan), n_real, n_fake
 
 

@@ -182,6 +182,7 @@ def load_predictions(store: Store, *, progress: bool = True,
     pending = [(run, domain, path) for run in runs for domain, path in run.prediction_files().items()]
     pending = selection.keep(pending, key=lambda p: (p[0].method, p[0].train, p[1]))
     refuse_stale(pending, store)
+    refuse_ambiguous(list({run.job_id: run for run, _, _ in pending}.values()), store)  # before any reading
     files = []
     for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):
         frame = read_predictions(path)

@@ -38,7 +38,6 @@ from bench.predictions import (
     Selection,
     group_test_sets,
     load_predictions,
-    refuse_ambiguous,
 )
 from bench.resampling import bootstrap_columns, resample
 from bench.store import RunRecord, Store, atomic_write_text
@@ -78,17 +77,16 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     """`make_report`, returning the full `Report`."""
     t0 = time.perf_counter()
     store = Store(out)
-    files = load_predictions(store, progress=progress, selection=settings.selection)
-    files, fits, warnings = _postprocessed(files, settings)
+    loaded = load_predictions(store, progress=progress, selection=settings.selection)
+    files, fits, warnings = _postprocessed(loaded, settings)
     runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
-    refuse_ambiguous(runs, store)
     destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
     early = _early_figures(files, destination.figures) if settings.plots else None
     tidy = tidy_metrics(files, settings)
     baseline, baseline_warnings = _baseline(tidy, settings.baseline)
     warnings += baseline_warnings
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
-    warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs) + chance_notes(files, alpha=settings.alpha)
+    warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs) + chance_notes(loaded, alpha=settings.alpha)
     with threadpool_limits(1):  # small matrix products: BLAS threads only contend on a busy machine
         resampled = resample(files, test_sets, bootstrap_columns(tidy), settings, progress=progress)
     # The tables the heatmaps and group-rate bars need go to the figure processes as soon as the bootstrap

@@ -26,7 +26,7 @@ from bench.data.loader import BalancedSampler, DeviceLoader, PairedSampler, Stan
 from bench.device import Runtime, seed_everything
 from bench.errors import ConfigError, DataError, TrainingDiverged
 from bench.groups import NUM_CELLS, label_cell
-from bench.health import chance_bound
+from bench.health import chance_bound, video_counts
 from bench.method import Method, MethodInfo, Needs, Validation
 from bench.metrics import METRICS, compute_metrics
 from bench.predict import bce_from_logits, predict_logits, predictions_frame
@@ -288,8 +288,7 @@ def chance_note(auc: float, *, labels: np.ndarray, videos: np.ndarray) -> str | 
     the job may have stalled (docs/METHODS.md, PG-FDD) or the domain may be too hard, and its test numbers
     describe a model that did not learn to detect.
     """
-    n0 = len(np.unique(videos[labels == 0]))
-    n1 = len(np.unique(videos[labels == 1]))
+    n0, n1 = video_counts(labels, videos)
     if not math.isfinite(auc) or n0 == 0 or n1 == 0:
         return None
     bound = chance_bound(n0, n1)
