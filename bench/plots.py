@@ -831,9 +831,12 @@ class Early:
     drawn: most of the figures' time) start at once in the first process. `send` hands over more inputs
     as the report computes them, and `finish` the rest; the kinds they complete are shared out as they
     come: the first to the second process while it has none (the heatmaps), the others to the first, so
-    both cores draw. `finish` waits for both and returns the paths of every kind. Both import matplotlib
-    themselves, so the report's process never pays for it. When a process fails, or none can start (one
-    core, no fork), the report's process draws its kinds, so no figure is lost.
+    both cores draw. `finish` waits for both and returns the paths of every kind. The first process imports
+    matplotlib and seaborn and then forks the second, so the import is paid once and never by the report's
+    process. Both then lower their priority (`FIGURE_NICENESS`): the report's own work is the critical path,
+    and the figures fill the time a core would otherwise wait (while the report reads, tests and writes on
+    one core). When a process fails, or none can start (one core, no fork), the report's process draws its
+    kinds, so no figure is lost.
     """
 
     def __init__(self, inputs: Mapping[str, Any], *, folder: Path) -> None:
@@ -847,12 +850,13 @@ class Early:
             return
         folder.mkdir(parents=True, exist_ok=True)
         context = multiprocessing.get_context("fork")
-        for _ in range(2):
-            pipe, child_end = context.Pipe()
-            process = context.Process(target=_figure_process, args=(child_end, self.inputs, folder), daemon=True)
-            process.start()
-            child_end.close()
-            self._workers.append((process, pipe))
+        (first, first_end), (second, second_end) = context.Pipe(), context.Pipe()
+        process = context.Process(target=_figure_processes, args=(first_end, second_end, self.inputs, folder),
+                                  daemon=True)
+        process.start()
+        first_end.close()
+        second_end.close()
+        self._workers = [(process, first), (None, second)]  # the second is the first's child
         self.send({})
 
     def send(self, inputs: Mapping[str, Any]) -> None:
@@ -871,7 +875,8 @@ class Early:
                 with contextlib.suppress(EOFError, OSError):  # the process died: its kinds are drawn here
                     result = pipe.recv()
                 pipe.close()
-                process.join()
+                if process is not None:
+                    process.join()
             drawn |= result if result is not None else _draw_ready(self.inputs, self.folder, {}, kinds)
         self._workers = []
         return drawn
@@ -890,8 +895,39 @@ class Early:
             try:
                 pipe.send((new, self._kinds[i], final))
             except OSError:  # gone: `finish` draws its kinds here
-                self._workers[i] = (None, None)
+                self._workers[i] = (self._workers[i][0], None)
             self._has[i] |= set(new)
+
+
+FIGURE_NICENESS = 10  # the figure processes yield a core to the report's process when both want it
+
+
+def _figure_processes(first: Any, second: Any, inputs: dict[str, Any], folder: Path) -> None:
+    """The first `Early` process: import the drawing libraries, fork the second (which inherits them),
+    then both draw (`_figure_process`) at a lower priority; the first waits for the second at the end."""
+    try:
+        import matplotlib
+        import seaborn  # noqa: F401 -- imported now, while the report computes, not when drawing starts
+
+        matplotlib.use("Agg")
+        with contextlib.suppress(OSError):  # a priority is only a preference: draw at any
+            os.nice(FIGURE_NICENESS)
+        child = os.fork()
+    except BaseException:  # no second process: its pipe closes, and the report's process draws its kinds
+        second.close()
+        _figure_process(first, inputs, folder)
+        return
+    if child == 0:
+        first.close()
+        try:
+            _figure_process(second, inputs, folder)
+        finally:
+            os._exit(0)  # the forked copy ends here: no exit handlers of the report's process
+    second.close()
+    try:
+        _figure_process(first, inputs, folder)
+    finally:
+        os.waitpid(child, 0)
 
 
 def _figure_process(pipe: Any, inputs: dict[str, Any], folder: Path) -> None:
@@ -900,7 +936,6 @@ def _figure_process(pipe: Any, inputs: dict[str, Any], folder: Path) -> None:
     drawn: dict[str, list[Path]] = {}
     try:
         import matplotlib
-        import seaborn  # noqa: F401 -- imported now, while the report computes, not when drawing starts
 
         matplotlib.use("Agg")
         final = False
