@@ -1,6 +1,7 @@
 """The report's tables computed for all cells at once give what pandas gives one cell at a time: the std over
 seeds (pandas' ``Series.std``, to the last digit), the wide leaderboard (pandas' alignment of one Series per
-column, rows without a column included), and the ranks when means are missing."""
+column, rows without a column included), and the ranks when means are missing; and they read as written by
+hand (Markdown, LaTeX, leaderboard cells), holes and edge cases included."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bench import tables as T
+from bench.render import Rendered, render_leaderboard, render_paper, to_latex, to_markdown
 from bench.tidy import Tidy
 
 METHODS = ("A", "B", "C")
@@ -106,3 +108,31 @@ def test_a_missing_mean_is_never_best_and_a_cell_of_missing_means_has_no_leader(
     assert best == [False, False, True, False, False]
     lower = T.ranks_by_tests(["x", "x"], ["A", "B"], [1.0, 3.0], {"x": {"B": {"A"}}}, higher_is_better=[False] * 2)
     assert lower == ([1, 2], [True, False])
+
+
+def test_markdown_and_latex_escape_bold_and_pad_cells_as_written_by_hand() -> None:
+    table = Rendered(pd.DataFrame({"a|b": ["x", "p|q"], "c": ["1", "22_2%"]}), pd.DataFrame({"c": [True, False]}))
+    assert to_markdown(table).splitlines() == ["| a\\|b | c     |", "|------|-------|", "| x    | **1** |",
+                                               "| p\\|q | 22_2% |"]
+    assert to_latex(table).splitlines() == [r"\begin{tabular}{ll}", r"\toprule", r"a|b & c \\", r"\midrule",
+                                            r"x & \textbf{1} \\", r"p|q & 22\_2\% \\", r"\bottomrule",
+                                            r"\end{tabular}"]
+    empty = Rendered(pd.DataFrame({"long name": pd.Series([], dtype=object), "b": pd.Series([], dtype=object)}))
+    assert to_markdown(empty).splitlines() == ["| long name | b   |", "|-----------|-----|"]
+    no_columns = Rendered(pd.DataFrame(index=range(2)))
+    assert to_markdown(no_columns).splitlines() == ["|  |", "||", "|  |", "|  |"]
+    assert to_latex(no_columns).splitlines()[4:6] == [r" \\", r" \\"]
+
+
+def test_leaderboard_and_paper_cells_read_mean_std_interval_and_rank() -> None:
+    wide = pd.DataFrame({"scope": ["cross", "cross"], "method": ["A", "B"], "n_seeds": [3, 1], "n_pairs": [2, 2],
+                         "AUC": [91.234, np.nan], "AUC std": [1.0, np.nan], "AUC ci_low": [88.0, np.nan],
+                         "AUC ci_high": [np.nan, np.nan], "AUC rank": [1.0, np.nan], "AUC best": [True, np.nan],
+                         "F_FPR": [0.5, 1.25], "F_FPR std": [np.nan, 0.125], "F_FPR rank": [2, 1],
+                         "F_FPR best": [False, True]})
+    board = render_leaderboard(wide)
+    assert board.frame["AUC"].tolist() == ["91.23 ± 1.00 [88.00, n/a] (1)", "n/a (n/a)"]
+    assert board.frame["F_FPR"].tolist() == ["0.50 (2)", "1.25 ± 0.12 (1)"]
+    assert board.frame["n_seeds"].tolist() == ["3", "1"] and board.bold["F_FPR"].tolist() == [False, True]
+    paper = render_paper(wide.drop(columns=["scope"]).assign(train="d", test="e")).frame
+    assert paper["AUC"].tolist() == ["91.23 ± 1.00", "n/a"]
