@@ -423,12 +423,21 @@ def friedman_table(tidy: Tidy, *, alpha: float) -> pd.DataFrame:
     rows = []
     if len(tidy.methods) < 2:
         return pd.DataFrame(columns=FRIEDMAN_COLUMNS)
-    for (scope, column), values in tidy.pair_means.groupby(level=["scope", "column"], sort=False):
-        matrix = values.droplevel(["scope", "column"]).unstack("method").dropna()
-        if matrix.shape[1] < 2 or matrix.shape[0] < 1:
+    means = tidy.pair_means
+    # one matrix of every (scope, column, train, test) by method; a cell's methods are those with a value there
+    wide = means.reorder_levels(["scope", "column", "train", "test", "method"]).unstack("method")
+    values, methods = wide.to_numpy(dtype=np.float64), wide.columns.to_numpy()
+    cells = wide.groupby(level=["scope", "column"], sort=False).indices
+    for scope, column in dict.fromkeys(zip(means.index.get_level_values("scope"),
+                                           means.index.get_level_values("column"), strict=True)):
+        block = values[cells[scope, column]]
+        present = ~np.isnan(block).all(axis=0)
+        block = block[:, present]
+        block = block[~np.isnan(block).any(axis=1)]  # the blocks (pairs) every one of them has
+        if block.shape[1] < 2 or block.shape[0] < 1:
             continue
-        result = stats.friedman_test(matrix.to_numpy(), higher_is_better=higher_is_better(column), alpha=alpha)
-        for method, rank in zip(matrix.columns, result.mean_ranks, strict=True):
+        result = stats.friedman_test(block, higher_is_better=higher_is_better(column), alpha=alpha)
+        for method, rank in zip(methods[present], result.mean_ranks, strict=True):
             rows.append({"scope": scope, "column": column, "method": method, "mean_rank": rank, "k": result.k,
                          "n_blocks": result.n_blocks, "statistic": result.statistic, "p": result.p, "cd": result.cd,
                          "alpha": alpha})

@@ -628,5 +628,12 @@ def nemenyi_cd(k: int, n_blocks: int, *, alpha: float = 0.05) -> float:
     alpha = check_alpha(alpha)
     if k < 2 or n_blocks < 1:
         return float("nan")
-    q = sps.studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0)
+    q = _studentized_range_quantile(1.0 - alpha, k) / math.sqrt(2.0)
     return float(q * math.sqrt(k * (k + 1) / (6.0 * n_blocks)))
+
+
+@functools.lru_cache(maxsize=64)
+def _studentized_range_quantile(probability: float, k: int) -> float:
+    """The studentized range quantile (k groups, infinite df): a numerical integral inside a root search, the
+    same for every scope and metric of a report (one per number of methods), so computed once."""
+    return float(sps.studentized_range.ppf(probability, k, np.inf))

@@ -136,3 +136,25 @@ def test_leaderboard_and_paper_cells_read_mean_std_interval_and_rank() -> None:
     assert board.frame["n_seeds"].tolist() == ["3", "1"] and board.bold["F_FPR"].tolist() == [False, True]
     paper = render_paper(wide.drop(columns=["scope"]).assign(train="d", test="e")).frame
     assert paper["AUC"].tolist() == ["91.23 ± 1.00", "n/a"]
+
+
+def test_friedman_table_takes_each_cells_methods_and_the_pairs_they_all_have() -> None:
+    """C has no F_FPR at all and B lacks one pair's AUC: each (scope, column) is tested over its own methods
+    and the pairs every one of them has, as a per-cell table of pairs by method would give."""
+    from bench import stats
+    from bench.significance import friedman_table
+
+    tidy = many_seeds(np.random.default_rng(5))
+    frame = tidy.frame
+    drop = ((frame["method"] == "C") & (frame["column"] != "AUC")) | (
+        (frame["method"] == "B") & (frame["column"] == "AUC") & (frame["train"] == "d1") & (frame["test"] == "d2"))
+    tidy = Tidy(frame[~drop].reset_index(drop=True))
+    table = friedman_table(tidy, alpha=0.05)
+    for (scope, column), cell in tidy.pair_means.groupby(level=["scope", "column"]):
+        matrix = cell.droplevel(["scope", "column"]).unstack("method").dropna()
+        expected = stats.friedman_test(matrix.to_numpy(), higher_is_better=column == "AUC", alpha=0.05)
+        rows = table[(table["scope"] == scope) & (table["column"] == column)].set_index("method")
+        assert sorted(rows.index) == list(matrix.columns) and (rows["n_blocks"] == len(matrix)).all()
+        assert rows["mean_rank"].to_dict() == dict(zip(matrix.columns, expected.mean_ranks, strict=True))
+        assert (rows["cd"] == expected.cd).all()
+    assert set(table.loc[table["column"] != "AUC", "method"]) == {"A", "B"}
