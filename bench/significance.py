@@ -84,9 +84,12 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
     jobs = _jobs(tidy, resampled)
     pooled: list[dict[str, Any]] = []
     order: list[tuple[int, int, int]] = []
+    done: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # a pair with the baseline is in both sets
     for c, (comparison, method, other) in enumerate(pairs):
         for s, scope in enumerate(SCOPES):
-            rows = _pooled_level(comparison, method, other, scope, jobs, resampled.columns, alpha)
+            if (method, other, scope) not in done:
+                done[method, other, scope] = _pooled_level(method, other, scope, jobs, resampled.columns, alpha)
+            rows = [{**row, "comparison": comparison} for row in done[method, other, scope]]
             pooled += rows
             order += [(c, 2 + 2 * s, r) for r in range(len(rows))]
     blocks.append(_Block(pd.DataFrame(pooled, columns=SIGNIFICANCE_COLUMNS[:-5]), order))
@@ -328,20 +331,25 @@ def _jobs(tidy: Tidy, resampled: Resampled) -> dict[tuple[str, str], _Jobs]:
     rows = tidy.main[tidy.main["column"].isin(columns)]
     point = rows.groupby(["method", "scope", "train", "seed", "column"], sort=True)["value"].mean().unstack("column")
     point = point.reindex(columns=columns)
+    files = tidy.main_files
+    ids = files["file"].to_numpy()
+    by_cell: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    positions = files.groupby(["method", "scope", "train", "seed"], sort=True).indices  # keys sorted
+    for method, scope, train, seed in sorted(positions):
+        by_cell.setdefault((method, scope), []).append((train, seed))
+    values = point.to_numpy(dtype=np.float64)
     out = {}
-    for (method, scope), files in tidy.main_files.groupby(["method", "scope"], sort=False):
-        keys, reps = [], []
-        for key, job in files.groupby(["train", "seed"], sort=True):
-            keys.append(key)
-            reps.append(nanmean(resampled.values[job["file"].to_numpy()]))
-        values = point.loc[[(method, scope, *k) for k in keys]].to_numpy(dtype=np.float64)
-        out[(method, scope)] = _Jobs(keys, values, np.stack(reps))
+    for (method, scope), keys in by_cell.items():
+        rows = point.index.get_indexer([(method, scope, *k) for k in keys])
+        reps = [nanmean(resampled.values[ids[positions[method, scope, *k]]]) for k in keys]
+        out[(method, scope)] = _Jobs(keys, values[rows], np.stack(reps))
     return out
 
 
-def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: dict[tuple[str, str], _Jobs],
+def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str], _Jobs],
                   columns: list[str], alpha: float) -> list[dict[str, Any]]:
-    """The pooled test per resampled column over the training jobs both methods have in the scope."""
+    """The pooled test per resampled column over the training jobs both methods have in the scope (the rows
+    without their comparison set)."""
     mine, theirs = jobs.get((method, scope)), jobs.get((other, scope))
     if mine is None or theirs is None:
         return []
@@ -355,7 +363,7 @@ def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: di
     seeds_only = len({train for train, _ in common}) == 1  # one training domain: the spread per method
     per_method = (mine.point[a].T, mine.replicates[a].transpose(1, 0, 2)) if seeds_only else None
     result = stats.pooled_test(e, r, alpha=alpha, per_method=per_method)
-    common_row = {"comparison": comparison, "method": method, "other": other, "level": POOLED, "scope": scope,
+    common_row = {"method": method, "other": other, "level": POOLED, "scope": scope,
                   "train": "", "test": "", "test_name": POOLED_TEST, "p_min": 0.0}
     return [{**common_row, "column": column, "n": int(result.n[k]), "estimate": result.estimate[k],
              "ci_low": result.low[k], "ci_high": result.high[k], "se": result.se[k], "df": result.df[k],
