@@ -291,11 +291,11 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
             for j, column in enumerate(columns):
                 key = (c, 1 + 2 * s, 2 * j, comparison, method, other, scope, column)
                 a, b = seed_map.get((method, scope, column), {}), seed_map.get((other, scope, column), {})
-                common = sorted(set(a) & set(b))
+                common = sorted(a.keys() & b.keys())
                 if common:
                     seeds.append((key, [a[i] - b[i] for i in common]))
                 a, b = pair_map.get((method, scope, column), {}), pair_map.get((other, scope, column), {})
-                common = sorted(set(a) & set(b))
+                common = sorted(a.keys() & b.keys())
                 if common:
                     wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), [a[i] - b[i] for i in common]))
     flips = stats.sign_flip_tests([d for _, d in seeds], alpha=alpha)
@@ -309,8 +309,14 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
         "n": np.concatenate([flips.n, ranks.n]), "estimate": np.concatenate([flips.estimate, ranks.estimate]),
         "ci_low": np.concatenate([flips.low, ranks.low]), "ci_high": np.concatenate([flips.high, ranks.high]),
         "se": np.nan, "df": np.nan, "p": np.concatenate([flips.p, ranks.p]),
-        "p_min": [stats.sign_flip_floor(int(i)) for i in flips.n] + [stats.wilcoxon_floor(int(i)) for i in ranks.n]})
+        "p_min": _per_value(stats.sign_flip_floor, flips.n) + _per_value(stats.wilcoxon_floor, ranks.n)})
     return _Block(table, [k[:3] for k in keys])
+
+
+def _per_value(fn: Any, values: np.ndarray) -> list[Any]:
+    """``[fn(v) for v in values]`` for integers ``values``, with ``fn`` called once per distinct value."""
+    distinct = {v: fn(v) for v in set(values.tolist())}
+    return [distinct[v] for v in values.tolist()]
 
 
 @dataclass(frozen=True)
