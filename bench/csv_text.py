@@ -82,10 +82,8 @@ def _floats(block: pd.DataFrame) -> list[list[str]]:
     value (bit pattern, so -0.0 is not 0.0) formatted once."""
     values = np.ascontiguousarray(block.to_numpy(dtype=np.float64).T)  # a column per row
     bits, at = np.unique(values.view(np.int64).ravel(), return_inverse=True)
-    text = ["" if v != v else repr(v) for v in bits.view(np.float64).tolist()]
-    flat = [text[i] for i in at.tolist()]
-    n = values.shape[1]
-    return [flat[k * n:(k + 1) * n] for k in range(values.shape[0])]
+    text = np.array(["" if v != v else repr(v) for v in bits.view(np.float64).tolist()], dtype=object)
+    return text[at.reshape(values.shape)].tolist()
 
 
 def _ints(block: pd.DataFrame) -> list[list[str]]:
@@ -101,13 +99,16 @@ def _nullable_ints(block: pd.DataFrame) -> list[list[str]]:
 
 
 def _texts(block: pd.DataFrame) -> list[list[str]] | None:
-    """Strings as they are, missing values (None, NaN, NA) as ""; None for any other object, whose text is
-    pandas' business."""
+    """Strings as they are, missing values (None, NaN, NA, ...) as "" (pandas' na_rep); None for a column
+    holding anything but strings, whose text is pandas' business."""
     out = []
-    for column in block.to_numpy(dtype=object).T.tolist():
-        if not all(type(v) is str or v is None or v is pd.NA or (type(v) is float and v != v) for v in column):
+    for column in block.to_numpy(dtype=object).T:
+        if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
             return None
-        out.append([v if type(v) is str else "" for v in column])
+        missing = pd.isna(column)
+        if missing.any():
+            column = np.where(missing, "", column)
+        out.append(column.tolist())
     return out
 
 

@@ -30,6 +30,7 @@ def plain_frame(rng: np.random.Generator, rows: int) -> pd.DataFrame:
         "flag": np.arange(rows) % 3 == 0,
         "maybe": pd.array([i if i % 4 else None for i in range(rows)], dtype="Int64"),
         "text": np.array([["", "a b", "ü ±", "NA", "nan", " x "][i % 6] for i in range(rows)], dtype=object),
+        "holes": np.array([[None, "y", np.nan, pd.NA, "z"][i % 5] for i in range(rows)], dtype=object),
     })
 
 
