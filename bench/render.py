@@ -185,7 +185,7 @@ def _isnan(value: Any) -> bool:
 
 def to_markdown(rendered: Rendered) -> str:
     """A GitHub-flavoured pipe table, columns padded to a common width; the marked cells in bold."""
-    columns = [[c.replace("|", "\\|") for c in cells] if any("|" in c for c in cells) else cells
+    columns = [[c.replace("|", "\\|") for c in cells] if "|" in "".join(cells) else cells
                for cells in _cells(rendered, lambda c: f"**{c}**")]
     headers = [str(c).replace("|", "\\|") for c in rendered.frame.columns]
     widths = [max([len(h), 3, *map(len, cells)]) for h, cells in zip(headers, columns, strict=True)]
@@ -431,7 +431,7 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
         w(_figures_text(figures, path.parent))
 
     w("## Metric definitions\n\n")
-    used = list(dict.fromkeys(tidy["metric"]))
+    used = list(tidy["metric"].unique())
     rows = [(m, METRICS.get(m).kind, "higher" if METRICS.get(m).higher_is_better else "lower",
              "x100" if METRICS.get(m).unit == "%" else "raw", "yes" if METRICS.get(m).bootstrapped else "no",
              " ".join(METRICS.get(m).doc.split())) for m in used]
@@ -603,7 +603,7 @@ def _figures_text(figures: Sequence[FigureSection], root: Path) -> str:
 
 def _no_interval_text(metrics: pd.Series) -> str:
     """Which of the reported metrics have no CI because they are not bootstrapped (registered so)."""
-    names = [m for m in dict.fromkeys(metrics) if not METRICS.get(m).bootstrapped]
+    names = [m for m in metrics.unique() if not METRICS.get(m).bootstrapped]
     if not names:
         return ""
     listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]

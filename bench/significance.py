@@ -379,13 +379,11 @@ def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str
 def _correct(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     table = table.copy()
     p = table["p"].to_numpy(dtype=np.float64)
-    holm, bh = np.full(p.shape, np.nan), np.full(p.shape, np.nan)
-    size = np.zeros(p.shape, dtype=np.int64)
-    for rows in table.groupby(["comparison", "level", "scope", "column"], sort=False).indices.values():
-        holm[rows] = stats.holm(p[rows])
-        bh[rows] = stats.benjamini_hochberg(p[rows])
-        size[rows] = np.count_nonzero(~np.isnan(p[rows]))
-    table["p_holm"], table["p_bh"], table["family_size"] = holm, bh, size
+    family = table.groupby(["comparison", "level", "scope", "column"], sort=False).ngroup().to_numpy()
+    holm = stats.holm(p, families=family)
+    size = np.bincount(family[~np.isnan(p)], minlength=family.max() + 1 if family.size else 0)[family]
+    table["p_holm"], table["p_bh"] = holm, stats.benjamini_hochberg(p, families=family)
+    table["family_size"] = size.astype(np.int64)
     higher = table["column"].map({c: higher_is_better(c) for c in table["column"].unique()}).to_numpy(dtype=bool)
     sign = np.sign(table["estimate"].to_numpy(dtype=np.float64)) * np.where(higher, 1.0, -1.0)
     table["favours"] = np.where(sign > 0, table["method"], np.where(sign < 0, table["other"], ""))

@@ -544,36 +544,45 @@ def _job_moments(values: np.ndarray, replicates: np.ndarray, keep: np.ndarray,
 
 
 # ============================================================================================ corrections
-def holm(p_values: Any) -> np.ndarray:
+def holm(p_values: Any, *, families: Any = None) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control), in the input order.
 
     Sorted ascending, p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)), m the number of non-NaN p-values
-    (the family); NaN stays NaN and does not count.
+    (the family); NaN stays NaN and does not count. ``families`` (integers, one per p-value): each family
+    corrected on its own, all at once; None: one family.
     """
-    p, out, order = _family(p_values)
-    m = order.shape[0]
-    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    p, out, rows = _family(p_values, families)
+    for order, m in rows:
+        out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order], axis=-1))
     return out
 
 
-def benjamini_hochberg(p_values: Any) -> np.ndarray:
+def benjamini_hochberg(p_values: Any, *, families: Any = None) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false-discovery-rate control), in the input order.
 
     Sorted ascending, p~_(i) = min_{j >= i} min(1, m p_(j) / j), m the number of non-NaN p-values.
+    ``families`` as for `holm`.
     """
-    p, out, order = _family(p_values)
-    m = order.shape[0]
-    scaled = m * p[order] / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    p, out, rows = _family(p_values, families)
+    for order, m in rows:
+        scaled = m * p[order] / np.arange(1, m + 1)
+        out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[..., ::-1], axis=-1)[..., ::-1])
     return out
 
 
-def _family(p_values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The p-values as floats, an all-NaN output of their shape, and the positions of the non-NaN ones in
-    ascending order of p (the family a correction works on; NaN stays NaN and does not count)."""
+def _family(p_values: Any, families: Any) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, int]]]:
+    """The p-values as floats, an all-NaN output of their shape, and per family size m the positions of the
+    non-NaN p-values of every family with m of them, a row per family in ascending order of p (ties in
+    input order): the families a correction works on (NaN stays NaN and does not count), those of one size
+    corrected together as the rows of a matrix."""
     p = np.asarray(p_values, dtype=np.float64)
+    family = np.zeros(p.shape, dtype=np.int64) if families is None else np.asarray(families, dtype=np.int64)
     valid = np.flatnonzero(~np.isnan(p))
-    return p, np.full(p.shape, np.nan), valid[np.argsort(p[valid], kind="stable")]
+    order = valid[np.lexsort((p[valid], family[valid]))]  # stable: ties keep their input order
+    starts = np.flatnonzero(np.r_[True, family[order][1:] != family[order][:-1]]) if order.size else order
+    sizes = np.diff(np.r_[starts, order.size])
+    rows = [(order[starts[sizes == m][:, None] + np.arange(m)], int(m)) for m in np.unique(sizes).tolist()]
+    return p, np.full(p.shape, np.nan), rows
 
 
 # ============================================================================================ rank tests
