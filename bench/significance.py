@@ -343,10 +343,11 @@ def _jobs(tidy: Tidy, resampled: Resampled) -> dict[tuple[str, str], _Jobs]:
     positions = files.groupby(["method", "scope", "train", "seed"], sort=True).indices  # keys sorted
     for method, scope, train, seed in sorted(positions):
         by_cell.setdefault((method, scope), []).append((train, seed))
+    at = iter(point.index.get_indexer([(*cell, *k) for cell, keys in by_cell.items() for k in keys]).tolist())
     values = point.to_numpy(dtype=np.float64)
     out = {}
     for (method, scope), keys in by_cell.items():
-        rows = point.index.get_indexer([(method, scope, *k) for k in keys])
+        rows = [next(at) for _ in keys]
         reps = [nanmean(resampled.values[ids[positions[method, scope, *k]]]) for k in keys]
         out[(method, scope)] = _Jobs(keys, values[rows], np.stack(reps))
     return out
