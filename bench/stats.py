@@ -24,7 +24,8 @@ The pieces, and why each is the one used:
 - `sign_flip_tests`, `wilcoxon_tests`, `delong_contrasts`: the same tests of many samples (contrasts) at
   once, with the same numbers; the report runs tens of thousands of them, and one scipy call per Wilcoxon
   test cost more than everything else in its significance table.
-- `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
+- `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in, or each
+  family of ``families`` on its own, all at once: the report corrects thousands of families).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
   Mean-rank post-hoc tests depend on which other methods are in the comparison (Benavoli, Corani &
   Mangili, JMLR 2016), so the report shows them as a description and makes its claims with the pairwise
