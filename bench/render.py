@@ -50,6 +50,8 @@ class Rendered:
 
 def format_number(value: Any, digits: int = 2) -> str:
     """Fixed decimals for table cells; integers as integers; NaN as "n/a"; infinities as +-inf."""
+    if type(value) is float and digits:  # the common case first (the same text as below)
+        return "n/a" if value != value else f"{value:.{digits}f}"
     if value is None or value is pd.NA:
         return "n/a"
     if isinstance(value, bool | np.bool_):
@@ -88,7 +90,7 @@ def render_generic(frame: pd.DataFrame) -> Rendered:
     for column in frame.columns:
         series = frame[column]
         if column in ("p", "p_holm", "p_bh"):
-            out[column] = [format_p(v) for v in series]
+            out[column] = [format_p(v) for v in series.tolist()]
         elif pd.api.types.is_bool_dtype(series.dtype):
             out[column] = np.where(series.to_numpy(dtype=bool), "yes", "no").tolist()
         elif pd.api.types.is_float_dtype(series.dtype):
@@ -97,14 +99,18 @@ def render_generic(frame: pd.DataFrame) -> Rendered:
             values = series.to_numpy(dtype=object)
             out[column] = ["n/a" if v is pd.NA or v is None else str(int(v)) for v in values]
         else:
-            out[column] = [format_number(v) for v in series]
+            out[column] = _numbers(series.tolist())
     return Rendered(pd.DataFrame(out, index=frame.index, columns=list(frame.columns)))
 
 
 def _format_floats(values: np.ndarray, digits: int) -> list[str]:
-    text = np.char.mod(f"%.{digits}f", values).astype(object)
-    text[np.isnan(values)] = "n/a"
-    return text.tolist()
+    spec = f"%.{digits}f"
+    return ["n/a" if v != v else spec % v for v in values.tolist()]
+
+
+def _numbers(values: list[Any], digits: int = 2) -> list[str]:
+    """`format_number` of every value (strings as they are)."""
+    return [v if type(v) is str else format_number(v, digits) for v in values]
 
 
 def ranked_columns(frame: pd.DataFrame) -> list[str]:
@@ -113,32 +119,35 @@ def ranked_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _ranked(frame: pd.DataFrame, head: Sequence[str], cell: Any) -> Rendered:
-    """``head`` columns as they are, then each ranked column's cells as ``cell(row, column, digits)``;
-    bold where the table's ``<column> best`` says so (the methods not significantly worse than the best),
-    else rank 1."""
+    """``head`` columns as they are, then each ranked column's cells as ``cell(values, column, digits)``
+    (``values``: every column of the table as a list of plain Python values); bold where the table's
+    ``<column> best`` says so (the methods not significantly worse than the best), else rank 1."""
     columns = ranked_columns(frame)
-    out = pd.DataFrame({c: [format_number(v) for v in frame[c]] for c in head})
-    bold = pd.DataFrame(False, index=out.index, columns=[*head, *columns])
-    rows = frame.to_dict("records")  # plain dicts: one Series per row and column cost most of the rendering
+    # plain Python values, a list per column (one conversion; a Series per cell cost most of the time)
+    values = dict(zip(frame.columns, frame.to_numpy(dtype=object).T.tolist(), strict=True))
+    out = {c: _numbers(values[c]) for c in head}
+    bold = {c: np.zeros(len(frame), dtype=bool) for c in head}
     for column in columns:
-        digits = _digits(column)
-        out[column] = [cell(row, column, digits) for row in rows]
+        out[column] = cell(values, column, _digits(column))
         best = frame[f"{column} best"] if f"{column} best" in frame.columns else frame[f"{column} rank"] == 1
         bold[column] = best.to_numpy(dtype=bool)
-    return Rendered(out, bold)
+    return Rendered(pd.DataFrame(out), pd.DataFrame(bold))
 
 
-def _mean_std(row: dict[str, Any], column: str, digits: int) -> str:
-    std = row.get(f"{column} std")
-    return format_number(row[column], digits) + ("" if _isnan(std) else f" ± {format_number(std, digits)}")
+def _mean_std(values: dict[str, list[Any]], column: str, digits: int) -> list[str]:
+    means = _numbers(values[column], digits)
+    if f"{column} std" not in values:
+        return means
+    return [mean if _isnan(std) else f"{mean} ± {format_number(std, digits)}"
+            for mean, std in zip(means, values[f"{column} std"], strict=True)]
 
 
-def _leaderboard_cell(row: dict[str, Any], column: str, digits: int) -> str:
-    text = _mean_std(row, column, digits)
-    if not _isnan(row.get(f"{column} ci_low")):
-        low, high = format_number(row[f"{column} ci_low"], digits), format_number(row[f"{column} ci_high"], digits)
-        text += f" [{low}, {high}]"
-    return text + f" ({format_number(row[f'{column} rank'], 0)})"
+def _leaderboard_cell(values: dict[str, list[Any]], column: str, digits: int) -> list[str]:
+    text = _mean_std(values, column, digits)
+    if f"{column} ci_low" in values:
+        text = [t if _isnan(low) else f"{t} [{format_number(low, digits)}, {format_number(high, digits)}]"
+                for t, low, high in zip(text, values[f"{column} ci_low"], values[f"{column} ci_high"], strict=True)]
+    return [f"{t} ({format_number(rank, 0)})" for t, rank in zip(text, values[f"{column} rank"], strict=True)]
 
 
 def render_leaderboard(wide: pd.DataFrame) -> Rendered:
@@ -154,15 +163,18 @@ def render_paper(table: pd.DataFrame) -> Rendered:
 def render_significance(table: pd.DataFrame) -> Rendered:
     out = render_generic(table.drop(columns=["ci_low", "ci_high"]))
     frame = out.frame
-    ci = [f"[{format_number(lo, _digits(c))}, {format_number(hi, _digits(c))}]"
-          for lo, hi, c in zip(table["ci_low"], table["ci_high"], table["column"], strict=True)]
+    digits = {c: _digits(c) for c in set(table["column"])}
+    row_digits = [digits[c] for c in table["column"].tolist()]
+    ci = [f"[{format_number(lo, d)}, {format_number(hi, d)}]"
+          for lo, hi, d in zip(table["ci_low"].tolist(), table["ci_high"].tolist(), row_digits, strict=True)]
     frame.insert(frame.columns.get_loc("estimate") + 1, "CI", ci)
-    frame["estimate"] = [format_number(v, _digits(c)) for v, c in zip(table["estimate"], table["column"],
-                                                                        strict=True)]
+    frame["estimate"] = [format_number(v, d) for v, d in zip(table["estimate"].tolist(), row_digits, strict=True)]
     return Rendered(frame)
 
 
 def _isnan(value: Any) -> bool:
+    if type(value) is float:
+        return value != value
     if value is None or value is pd.NA:
         return True
     try:
@@ -173,20 +185,32 @@ def _isnan(value: Any) -> bool:
 
 def to_markdown(rendered: Rendered) -> str:
     """A GitHub-flavoured pipe table, columns padded to a common width; the marked cells in bold."""
-    frame = rendered.frame
-    bold = np.zeros(frame.shape, dtype=bool)
-    if rendered.bold is not None:
-        for j, column in enumerate(frame.columns):
-            if column in rendered.bold.columns:
-                bold[:, j] = rendered.bold[column].to_numpy(dtype=bool)
-    cells = [[(f"**{c}**" if b else str(c)).replace("|", "\\|") for c, b in zip(row, marks, strict=True)]
-             for row, marks in zip(frame.to_numpy(dtype=object), bold, strict=True)]
-    headers = [str(c).replace("|", "\\|") for c in frame.columns]
-    widths = [max([len(h), 3, *(len(row[j]) for row in cells)]) for j, h in enumerate(headers)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+    columns = [[c.replace("|", "\\|") for c in cells] if "|" in "".join(cells) else cells
+               for cells in _cells(rendered, lambda c: f"**{c}**")]
+    headers = [str(c).replace("|", "\\|") for c in rendered.frame.columns]
+    widths = [max([len(h), 3, *map(len, cells)]) for h, cells in zip(headers, columns, strict=True)]
+    lines = ["| " + " | ".join(map(str.ljust, headers, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines += ["| " + " | ".join(map(str.ljust, row, widths)) + " |" for row in _rows(columns, rendered)]
     return "\n".join(lines)
+
+
+def _cells(rendered: Rendered, embolden: Any, text: Any = str) -> list[list[str]]:
+    """The rendered table column by column: ``text`` of every cell, ``embolden`` of that where marked bold."""
+    frame, bold = rendered.frame, rendered.bold
+    out = []
+    for column, values in zip(frame.columns, frame.to_numpy(dtype=object).T.tolist(), strict=True):
+        cells = [text(v) for v in values]
+        if bold is not None and column in bold.columns:
+            marks = bold[column].to_numpy(dtype=bool).tolist()
+            cells = [embolden(c) if b else c for c, b in zip(cells, marks, strict=True)]
+        out.append(cells)
+    return out
+
+
+def _rows(columns: list[list[str]], rendered: Rendered) -> Any:
+    """The cells row by row (a table without columns still has its rows, empty)."""
+    return zip(*columns, strict=True) if columns else [()] * len(rendered.frame)
 
 
 _TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -201,17 +225,10 @@ def tex_escape(text: str) -> str:
 def to_latex(rendered: Rendered) -> str:
     """A booktabs tabular (needs \\usepackage{booktabs}); the marked cells in bold."""
     frame = rendered.frame
-    cells = frame.to_numpy(dtype=object)
-    bold = np.zeros(cells.shape, dtype=bool)
-    if rendered.bold is not None:
-        for j, column in enumerate(frame.columns):
-            if column in rendered.bold.columns:
-                bold[:, j] = rendered.bold[column].to_numpy(dtype=bool)
+    columns = _cells(rendered, lambda c: r"\textbf{" + c + "}", tex_escape)
     lines = [r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule",
              " & ".join(tex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
-    for row, marks in zip(cells, bold, strict=True):
-        lines.append(" & ".join(r"\textbf{" + tex_escape(c) + "}" if m else tex_escape(c)
-                                for c, m in zip(row, marks, strict=True)) + r" \\")
+    lines += [" & ".join(row) + r" \\" for row in _rows(columns, rendered)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -414,7 +431,7 @@ def report_markdown(*, settings: ReportSettings, tables: dict[str, Table], tidy:
         w(_figures_text(figures, path.parent))
 
     w("## Metric definitions\n\n")
-    used = list(dict.fromkeys(tidy["metric"]))
+    used = list(tidy["metric"].unique())
     rows = [(m, METRICS.get(m).kind, "higher" if METRICS.get(m).higher_is_better else "lower",
              "x100" if METRICS.get(m).unit == "%" else "raw", "yes" if METRICS.get(m).bootstrapped else "no",
              " ".join(METRICS.get(m).doc.split())) for m in used]
@@ -586,7 +603,7 @@ def _figures_text(figures: Sequence[FigureSection], root: Path) -> str:
 
 def _no_interval_text(metrics: pd.Series) -> str:
     """Which of the reported metrics have no CI because they are not bootstrapped (registered so)."""
-    names = [m for m in dict.fromkeys(metrics) if not METRICS.get(m).bootstrapped]
+    names = [m for m in metrics.unique() if not METRICS.get(m).bootstrapped]
     if not names:
         return ""
     listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]

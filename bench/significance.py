@@ -84,9 +84,12 @@ def significance(tidy: Tidy, resampled: Resampled, test_sets: dict[str, TestSet]
     jobs = _jobs(tidy, resampled)
     pooled: list[dict[str, Any]] = []
     order: list[tuple[int, int, int]] = []
+    done: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # a pair with the baseline is in both sets
     for c, (comparison, method, other) in enumerate(pairs):
         for s, scope in enumerate(SCOPES):
-            rows = _pooled_level(comparison, method, other, scope, jobs, resampled.columns, alpha)
+            if (method, other, scope) not in done:
+                done[method, other, scope] = _pooled_level(method, other, scope, jobs, resampled.columns, alpha)
+            rows = [{**row, "comparison": comparison} for row in done[method, other, scope]]
             pooled += rows
             order += [(c, 2 + 2 * s, r) for r in range(len(rows))]
     blocks.append(_Block(pd.DataFrame(pooled, columns=SIGNIFICANCE_COLUMNS[:-5]), order))
@@ -288,11 +291,11 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
             for j, column in enumerate(columns):
                 key = (c, 1 + 2 * s, 2 * j, comparison, method, other, scope, column)
                 a, b = seed_map.get((method, scope, column), {}), seed_map.get((other, scope, column), {})
-                common = sorted(set(a) & set(b))
+                common = sorted(a.keys() & b.keys())
                 if common:
                     seeds.append((key, [a[i] - b[i] for i in common]))
                 a, b = pair_map.get((method, scope, column), {}), pair_map.get((other, scope, column), {})
-                common = sorted(set(a) & set(b))
+                common = sorted(a.keys() & b.keys())
                 if common:
                     wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), [a[i] - b[i] for i in common]))
     flips = stats.sign_flip_tests([d for _, d in seeds], alpha=alpha)
@@ -306,8 +309,14 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
         "n": np.concatenate([flips.n, ranks.n]), "estimate": np.concatenate([flips.estimate, ranks.estimate]),
         "ci_low": np.concatenate([flips.low, ranks.low]), "ci_high": np.concatenate([flips.high, ranks.high]),
         "se": np.nan, "df": np.nan, "p": np.concatenate([flips.p, ranks.p]),
-        "p_min": [stats.sign_flip_floor(int(i)) for i in flips.n] + [stats.wilcoxon_floor(int(i)) for i in ranks.n]})
+        "p_min": _per_value(stats.sign_flip_floor, flips.n) + _per_value(stats.wilcoxon_floor, ranks.n)})
     return _Block(table, [k[:3] for k in keys])
+
+
+def _per_value(fn: Any, values: np.ndarray) -> list[Any]:
+    """``[fn(v) for v in values]`` for integers ``values``, with ``fn`` called once per distinct value."""
+    distinct = {v: fn(v) for v in set(values.tolist())}
+    return [distinct[v] for v in values.tolist()]
 
 
 @dataclass(frozen=True)
@@ -328,20 +337,26 @@ def _jobs(tidy: Tidy, resampled: Resampled) -> dict[tuple[str, str], _Jobs]:
     rows = tidy.main[tidy.main["column"].isin(columns)]
     point = rows.groupby(["method", "scope", "train", "seed", "column"], sort=True)["value"].mean().unstack("column")
     point = point.reindex(columns=columns)
+    files = tidy.main_files
+    ids = files["file"].to_numpy()
+    by_cell: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    positions = files.groupby(["method", "scope", "train", "seed"], sort=True).indices  # keys sorted
+    for method, scope, train, seed in sorted(positions):
+        by_cell.setdefault((method, scope), []).append((train, seed))
+    at = iter(point.index.get_indexer([(*cell, *k) for cell, keys in by_cell.items() for k in keys]).tolist())
+    values = point.to_numpy(dtype=np.float64)
     out = {}
-    for (method, scope), files in tidy.main_files.groupby(["method", "scope"], sort=False):
-        keys, reps = [], []
-        for key, job in files.groupby(["train", "seed"], sort=True):
-            keys.append(key)
-            reps.append(nanmean(resampled.values[job["file"].to_numpy()]))
-        values = point.loc[[(method, scope, *k) for k in keys]].to_numpy(dtype=np.float64)
-        out[(method, scope)] = _Jobs(keys, values, np.stack(reps))
+    for (method, scope), keys in by_cell.items():
+        rows = [next(at) for _ in keys]
+        reps = [nanmean(resampled.values[ids[positions[method, scope, *k]]]) for k in keys]
+        out[(method, scope)] = _Jobs(keys, values[rows], np.stack(reps))
     return out
 
 
-def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: dict[tuple[str, str], _Jobs],
+def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str], _Jobs],
                   columns: list[str], alpha: float) -> list[dict[str, Any]]:
-    """The pooled test per resampled column over the training jobs both methods have in the scope."""
+    """The pooled test per resampled column over the training jobs both methods have in the scope (the rows
+    without their comparison set)."""
     mine, theirs = jobs.get((method, scope)), jobs.get((other, scope))
     if mine is None or theirs is None:
         return []
@@ -355,7 +370,7 @@ def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: di
     seeds_only = len({train for train, _ in common}) == 1  # one training domain: the spread per method
     per_method = (mine.point[a].T, mine.replicates[a].transpose(1, 0, 2)) if seeds_only else None
     result = stats.pooled_test(e, r, alpha=alpha, per_method=per_method)
-    common_row = {"comparison": comparison, "method": method, "other": other, "level": POOLED, "scope": scope,
+    common_row = {"method": method, "other": other, "level": POOLED, "scope": scope,
                   "train": "", "test": "", "test_name": POOLED_TEST, "p_min": 0.0}
     return [{**common_row, "column": column, "n": int(result.n[k]), "estimate": result.estimate[k],
              "ci_low": result.low[k], "ci_high": result.high[k], "se": result.se[k], "df": result.df[k],
@@ -365,13 +380,11 @@ def _pooled_level(comparison: str, method: str, other: str, scope: str, jobs: di
 def _correct(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     table = table.copy()
     p = table["p"].to_numpy(dtype=np.float64)
-    holm, bh = np.full(p.shape, np.nan), np.full(p.shape, np.nan)
-    size = np.zeros(p.shape, dtype=np.int64)
-    for rows in table.groupby(["comparison", "level", "scope", "column"], sort=False).indices.values():
-        holm[rows] = stats.holm(p[rows])
-        bh[rows] = stats.benjamini_hochberg(p[rows])
-        size[rows] = np.count_nonzero(~np.isnan(p[rows]))
-    table["p_holm"], table["p_bh"], table["family_size"] = holm, bh, size
+    family = table.groupby(["comparison", "level", "scope", "column"], sort=False).ngroup().to_numpy()
+    holm = stats.holm(p, families=family)
+    size = np.bincount(family[~np.isnan(p)], minlength=family.max() + 1 if family.size else 0)[family]
+    table["p_holm"], table["p_bh"] = holm, stats.benjamini_hochberg(p, families=family)
+    table["family_size"] = size.astype(np.int64)
     higher = table["column"].map({c: higher_is_better(c) for c in table["column"].unique()}).to_numpy(dtype=bool)
     sign = np.sign(table["estimate"].to_numpy(dtype=np.float64)) * np.where(higher, 1.0, -1.0)
     table["favours"] = np.where(sign > 0, table["method"], np.where(sign < 0, table["other"], ""))
@@ -423,12 +436,21 @@ def friedman_table(tidy: Tidy, *, alpha: float) -> pd.DataFrame:
     rows = []
     if len(tidy.methods) < 2:
         return pd.DataFrame(columns=FRIEDMAN_COLUMNS)
-    for (scope, column), values in tidy.pair_means.groupby(level=["scope", "column"], sort=False):
-        matrix = values.droplevel(["scope", "column"]).unstack("method").dropna()
-        if matrix.shape[1] < 2 or matrix.shape[0] < 1:
+    means = tidy.pair_means
+    # one matrix of every (scope, column, train, test) by method; a cell's methods are those with a value there
+    wide = means.reorder_levels(["scope", "column", "train", "test", "method"]).unstack("method")
+    values, methods = wide.to_numpy(dtype=np.float64), wide.columns.to_numpy()
+    cells = wide.groupby(level=["scope", "column"], sort=False).indices
+    for scope, column in dict.fromkeys(zip(means.index.get_level_values("scope"),
+                                           means.index.get_level_values("column"), strict=True)):
+        block = values[cells[scope, column]]
+        present = ~np.isnan(block).all(axis=0)
+        block = block[:, present]
+        block = block[~np.isnan(block).any(axis=1)]  # the blocks (pairs) every one of them has
+        if block.shape[1] < 2 or block.shape[0] < 1:
             continue
-        result = stats.friedman_test(matrix.to_numpy(), higher_is_better=higher_is_better(column), alpha=alpha)
-        for method, rank in zip(matrix.columns, result.mean_ranks, strict=True):
+        result = stats.friedman_test(block, higher_is_better=higher_is_better(column), alpha=alpha)
+        for method, rank in zip(methods[present], result.mean_ranks, strict=True):
             rows.append({"scope": scope, "column": column, "method": method, "mean_rank": rank, "k": result.k,
                          "n_blocks": result.n_blocks, "statistic": result.statistic, "p": result.p, "cd": result.cd,
                          "alpha": alpha})

@@ -24,7 +24,8 @@ The pieces, and why each is the one used:
 - `sign_flip_tests`, `wilcoxon_tests`, `delong_contrasts`: the same tests of many samples (contrasts) at
   once, with the same numbers; the report runs tens of thousands of them, and one scipy call per Wilcoxon
   test cost more than everything else in its significance table.
-- `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in).
+- `holm`, `benjamini_hochberg`: multiple-comparison corrections (family = the p-values passed in, or each
+  family of ``families`` on its own, all at once: the report corrects thousands of families).
 - `friedman_test`, `nemenyi_cd`: the Friedman test and Nemenyi critical difference for a CD diagram.
   Mean-rank post-hoc tests depend on which other methods are in the comparison (Benavoli, Corani &
   Mangili, JMLR 2016), so the report shows them as a description and makes its claims with the pairwise
@@ -544,36 +545,45 @@ def _job_moments(values: np.ndarray, replicates: np.ndarray, keep: np.ndarray,
 
 
 # ============================================================================================ corrections
-def holm(p_values: Any) -> np.ndarray:
+def holm(p_values: Any, *, families: Any = None) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control), in the input order.
 
     Sorted ascending, p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)), m the number of non-NaN p-values
-    (the family); NaN stays NaN and does not count.
+    (the family); NaN stays NaN and does not count. ``families`` (integers, one per p-value): each family
+    corrected on its own, all at once; None: one family.
     """
-    p, out, order = _family(p_values)
-    m = order.shape[0]
-    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    p, out, rows = _family(p_values, families)
+    for order, m in rows:
+        out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order], axis=-1))
     return out
 
 
-def benjamini_hochberg(p_values: Any) -> np.ndarray:
+def benjamini_hochberg(p_values: Any, *, families: Any = None) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false-discovery-rate control), in the input order.
 
     Sorted ascending, p~_(i) = min_{j >= i} min(1, m p_(j) / j), m the number of non-NaN p-values.
+    ``families`` as for `holm`.
     """
-    p, out, order = _family(p_values)
-    m = order.shape[0]
-    scaled = m * p[order] / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    p, out, rows = _family(p_values, families)
+    for order, m in rows:
+        scaled = m * p[order] / np.arange(1, m + 1)
+        out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[..., ::-1], axis=-1)[..., ::-1])
     return out
 
 
-def _family(p_values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The p-values as floats, an all-NaN output of their shape, and the positions of the non-NaN ones in
-    ascending order of p (the family a correction works on; NaN stays NaN and does not count)."""
+def _family(p_values: Any, families: Any) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, int]]]:
+    """The p-values as floats, an all-NaN output of their shape, and per family size m the positions of the
+    non-NaN p-values of every family with m of them, a row per family in ascending order of p (ties in
+    input order): the families a correction works on (NaN stays NaN and does not count), those of one size
+    corrected together as the rows of a matrix."""
     p = np.asarray(p_values, dtype=np.float64)
+    family = np.zeros(p.shape, dtype=np.int64) if families is None else np.asarray(families, dtype=np.int64)
     valid = np.flatnonzero(~np.isnan(p))
-    return p, np.full(p.shape, np.nan), valid[np.argsort(p[valid], kind="stable")]
+    order = valid[np.lexsort((p[valid], family[valid]))]  # stable: ties keep their input order
+    starts = np.flatnonzero(np.r_[True, family[order][1:] != family[order][:-1]]) if order.size else order
+    sizes = np.diff(np.r_[starts, order.size])
+    rows = [(order[starts[sizes == m][:, None] + np.arange(m)], int(m)) for m in np.unique(sizes).tolist()]
+    return p, np.full(p.shape, np.nan), rows
 
 
 # ============================================================================================ rank tests
@@ -628,5 +638,12 @@ def nemenyi_cd(k: int, n_blocks: int, *, alpha: float = 0.05) -> float:
     alpha = check_alpha(alpha)
     if k < 2 or n_blocks < 1:
         return float("nan")
-    q = sps.studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0)
+    q = _studentized_range_quantile(1.0 - alpha, k) / math.sqrt(2.0)
     return float(q * math.sqrt(k * (k + 1) / (6.0 * n_blocks)))
+
+
+@functools.lru_cache(maxsize=64)
+def _studentized_range_quantile(probability: float, k: int) -> float:
+    """The studentized range quantile (k groups, infinite df): a numerical integral inside a root search, the
+    same for every scope and metric of a report (one per number of methods), so computed once."""
+    return float(sps.studentized_range.ppf(probability, k, np.inf))

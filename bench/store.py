@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.csv_text import csv_text
 from bench.errors import BenchError
 from bench.groups import N_GROUPS
 
@@ -232,8 +233,9 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """CSV (gzip-compressed when ``path`` ends in .gz, with a fixed mtime so equal tables give equal bytes)."""
-    text = frame.to_csv(index=False).encode()
+    """CSV (gzip-compressed when ``path`` ends in .gz, with a fixed mtime so equal tables give equal bytes):
+    pandas' ``to_csv(index=False)`` text, written by `bench.csv_text` (the same characters, faster)."""
+    text = csv_text(frame).encode()
     if path.suffix == ".gz":
         buffer = io.BytesIO()
         with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as gz:

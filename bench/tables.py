@@ -9,13 +9,16 @@
 - `control_table` (the benchmark check), `groups_table` (how many groups stand behind each gap),
   `provenance_table` and `seeds_table`.
 
-Each function returns a plain DataFrame; `bench.render` decides how it reads. No torch.
+Each function returns a plain DataFrame; `bench.render` decides how it reads. No torch. Every table is
+computed for all its cells at once (ranks, std over seeds, the wide layout) rather than one pandas object
+per cell: the full grid has thousands of cells, and per-cell Series cost most of the report's table time.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,27 +39,67 @@ RANK_LEVELS = ("pooled", "pairs")  # the pairwise tests that decide a leaderboar
 
 
 # ============================================================================================ ranks
-def ranks_by_tests(means: pd.Series, better: dict[str, set[str]], *, higher_is_better: bool) -> pd.DataFrame:
-    """Ranks that rank only what the tests resolve.
+def ranks_by_tests(cells: Sequence[Hashable], methods: Sequence[str], means: Sequence[float],
+                   better: dict[Hashable, dict[str, set[str]]], *,
+                   higher_is_better: Sequence[bool]) -> tuple[list[int], list[bool]]:
+    """Ranks that rank only what the tests resolve, for every row of a table at once.
 
-    ``means`` by method; ``better[m]``: the methods significantly better than m. A method's rank is 1 + the
-    number of methods significantly better than it, so methods that no test separates share a rank; it is
-    ``best`` (bold) when it is not significantly worse than the best mean (the set of methods the data cannot
-    tell from the leader, not a single winner). Returns ``rank`` and ``best`` by method."""
-    top = means.max() if higher_is_better else means.min()
-    leaders = set(means.index[means == top])
-    rank = [1 + len(better.get(m, set())) for m in means.index]
-    best = [not (better.get(m, set()) & leaders) and not np.isnan(v) for m, v in means.items()]
-    return pd.DataFrame({"rank": rank, "best": best}, index=means.index)
+    Row i is method ``methods[i]`` in cell ``cells[i]`` (the methods a rank compares: one leaderboard
+    column and scope, one train -> test pair and column) with mean ``means[i]``, better when higher where
+    ``higher_is_better[i]``; ``better[cell][m]``: the methods significantly better than m there. A method's
+    rank is 1 + the number of methods significantly better than it, so methods that no test separates share
+    a rank; it is ``best`` (bold) when it is not significantly worse than the best mean of its cell (the set
+    of methods the data cannot tell from the leader, not a single winner). NaN means are never best, and a
+    cell of NaN means has no leader. Returns the ranks and the best flags, row by row."""
+    top: dict[Hashable, float] = {}
+    for cell, mean, higher in zip(cells, means, higher_is_better, strict=True):
+        if mean == mean and (cell not in top or (mean > top[cell] if higher else mean < top[cell])):
+            top[cell] = mean
+    leaders: dict[Hashable, set[str]] = {}
+    for cell, method, mean in zip(cells, methods, means, strict=True):
+        if mean == top.get(cell):
+            leaders.setdefault(cell, set()).add(method)
+    rank, best = [], []
+    for cell, method, mean in zip(cells, methods, means, strict=True):
+        winners = better.get(cell, {}).get(method, set())
+        rank.append(1 + len(winners))
+        best.append(mean == mean and not winners & leaders.get(cell, set()))
+    return rank, best
 
 
 def significantly_better(sig: pd.DataFrame, keys: Sequence[str]) -> dict[tuple, dict[str, set[str]]]:
     """Per value of ``keys``, {method: the methods significantly better than it}, from significant rows."""
     out: dict[tuple, dict[str, set[str]]] = {}
-    for row in sig[sig["significant"].astype(bool)].itertuples(index=False):
-        key = tuple(getattr(row, k) for k in keys)
-        loser = row.other if row.favours == row.method else row.method
-        out.setdefault(key, {}).setdefault(loser, set()).add(row.favours)
+    rows = sig[sig["significant"].astype(bool)]
+    for *key, method, other, favours in zip(*(rows[c].tolist() for c in (*keys, "method", "other", "favours")),
+                                            strict=True):
+        loser = other if favours == method else method
+        out.setdefault(tuple(key), {}).setdefault(loser, set()).add(favours)
+    return out
+
+
+def group_std(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group (``groups``: each value's group, 0 .. n_groups - 1), the standard deviation (ddof=1) of its
+    values in their order, NaN skipped, NaN below two values: pandas' ``Series.std`` to the last digit (its
+    two-pass formula, the sums taken by numpy over each group's values in order), for all groups at once
+    instead of one Series per group. Groups of one size are computed together as the rows of a matrix
+    (numpy sums a row of a C-ordered matrix as it sums the same values alone)."""
+    out = np.full(n_groups, np.nan)
+    order = np.argsort(groups, kind="stable")
+    sizes = np.bincount(groups, minlength=n_groups)
+    starts = np.cumsum(sizes) - sizes
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        chosen = np.flatnonzero(sizes == size)
+        rows = np.ascontiguousarray(values[order[starts[chosen][:, None] + np.arange(size)]], dtype=np.float64)
+        missing = np.isnan(rows)
+        count = (size - missing.sum(axis=1)).astype(np.float64)
+        filled = np.where(missing, 0.0, rows)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = filled.sum(axis=1, dtype=np.float64) / count
+            squares = (mean[:, None] - filled) ** 2
+            squares[missing] = 0.0
+            std = np.sqrt(squares.sum(axis=1, dtype=np.float64) / (count - 1.0))
+        out[chosen] = np.where(count > 1, std, np.nan)
     return out
 
 
@@ -89,9 +132,11 @@ def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float 
     is the uncertainty due to the finite test sets for these trained models; the std is the spread over
     training seeds.
     """
-    board = (tidy.per_seed.groupby(["method", "scope", "attribute", "metric", "column"], sort=False)
-             .agg(mean=("pair_mean", "mean"), std=("pair_mean", lambda v: v.std(ddof=1)),
-                  n_seeds=("seed", "nunique"), n_pairs=("n_pairs", "max")).reset_index())
+    per_seed = tidy.per_seed.groupby(["method", "scope", "attribute", "metric", "column"], sort=False)
+    board = per_seed.agg(mean=("pair_mean", "mean"), n_seeds=("seed", "nunique"),
+                         n_pairs=("n_pairs", "max")).reset_index()
+    board.insert(board.columns.get_loc("mean") + 1, "std",
+                 group_std(tidy.per_seed["pair_mean"].to_numpy(), per_seed.ngroup().to_numpy(), len(board)))
     board["ci_low"] = np.nan
     board["ci_high"] = np.nan
     if resampled is not None and resampled.n_boot > 0:
@@ -112,13 +157,12 @@ def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float 
     deciding = _deciding_rows(significance)
     better = significantly_better(deciding, ["scope", "column"])
     test_of = deciding.drop_duplicates(["scope", "column"]).set_index(["scope", "column"])["test_name"].to_dict()
-    board["rank"], board["best"], board["rank_test"] = 1, True, ""
-    for (scope, column), cell in board.groupby(["scope", "column"], sort=False):
-        ranked = ranks_by_tests(cell.set_index("method")["mean"], better.get((scope, column), {}),
-                                higher_is_better=bool(cell["higher_is_better"].iloc[0]))
-        board.loc[cell.index, "rank"] = ranked["rank"].to_numpy()
-        board.loc[cell.index, "best"] = ranked["best"].to_numpy()
-        board.loc[cell.index, "rank_test"] = test_of.get((scope, column), "")
+    cells = list(zip(board["scope"].tolist(), board["column"].tolist(), strict=True))
+    rank, best = ranks_by_tests(cells, board["method"].tolist(), board["mean"].tolist(), better,
+                                higher_is_better=board["higher_is_better"].tolist())
+    board["rank"] = np.array(rank, dtype=np.int64)
+    board["best"] = np.array(best, dtype=bool)
+    board["rank_test"] = [test_of.get(cell, "") for cell in cells]
     return board
 
 
@@ -138,19 +182,36 @@ def wide_leaderboard(board: pd.DataFrame, columns: Sequence[str] | None = None, 
     if not columns:
         return pd.DataFrame(columns=["scope", "method", "n_seeds", "n_pairs"])
     sub = board[board["column"].isin(columns)]
-    index = ["scope", "method"]
-    counts = sub.groupby(index, sort=False)[["n_seeds", "n_pairs"]].max()
-    data: dict[str, pd.Series] = {"n_seeds": counts["n_seeds"], "n_pairs": counts["n_pairs"]}
+    counts = sub.groupby(["scope", "method"], sort=False)[["n_seeds", "n_pairs"]].max()
+    # every field as a grid: a row per (scope, method), a column per leaderboard column
+    row = counts.index.get_indexer(pd.MultiIndex.from_arrays([sub["scope"], sub["method"]]))
+    col = pd.Index(columns).get_indexer(sub["column"])
+    present = np.zeros((len(counts), len(columns)), dtype=bool)
+    present[row, col] = True
+    grids = {}
+    for field in ("mean", "std", "ci_low", "ci_high", "rank", "best"):
+        values = sub[field].to_numpy(dtype=bool) if field == "best" else sub[field].to_numpy()
+        grids[field] = np.empty(present.shape, dtype=values.dtype)
+        grids[field][row, col] = values
+
+    def cells(field: str, j: int) -> np.ndarray | pd.Series:
+        """Column j's values; rows without it NaN as pandas aligns them (integers as floats, flags as objects)."""
+        if present[:, j].all():
+            return grids[field][:, j]
+        values = pd.Series(grids[field][:, j])
+        return values[present[:, j]].reindex(values.index)
+
+    data: dict[str, Any] = {"scope": counts.index.get_level_values("scope"),
+                            "method": counts.index.get_level_values("method"),
+                            "n_seeds": counts["n_seeds"].to_numpy(), "n_pairs": counts["n_pairs"].to_numpy()}
     bootstrapped = set(sub.loc[sub["ci_low"].notna() | sub["ci_high"].notna(), "column"])
-    for column in columns:
-        rows = sub[sub["column"] == column].set_index(index)
+    for j, column in enumerate(columns):
         name = column if prefix else metric_of(column)
-        data[name], data[f"{name} std"] = rows["mean"], rows["std"]
+        data[name], data[f"{name} std"] = cells("mean", j), cells("std", j)
         if column in bootstrapped:
-            data[f"{name} ci_low"], data[f"{name} ci_high"] = rows["ci_low"], rows["ci_high"]
-        data[f"{name} rank"] = rows["rank"]
-        data[f"{name} best"] = rows["best"].astype(bool)
-    wide = pd.DataFrame(data).reset_index()
+            data[f"{name} ci_low"], data[f"{name} ci_high"] = cells("ci_low", j), cells("ci_high", j)
+        data[f"{name} rank"], data[f"{name} best"] = cells("rank", j), cells("best", j)
+    wide = pd.DataFrame(data)
     first = columns[0] if prefix else metric_of(columns[0])
     wide["_scope"] = scope_order(wide["scope"])
     wide["_mean"] = -wide[first] if higher_is_better(columns[0]) else wide[first]
@@ -188,8 +249,10 @@ def paper_table(tidy: Tidy, significance: pd.DataFrame | None = None) -> pd.Data
         return pd.DataFrame(columns=["train", "test", "scope", "method", "n_seeds"])
     columns = [c for c in columns if c in set(main["column"])]
     index = ["train", "test", "scope", "method"]
-    stats_ = main.groupby([*index, "column"], sort=False)["value"].agg(mean="mean", std=lambda v: v.std(ddof=1))
-    mean, std = stats_["mean"].unstack("column"), stats_["std"].unstack("column")  # all-NaN std columns kept
+    grouped = main.groupby([*index, "column"], sort=False)["value"]
+    mean = grouped.mean()
+    std = pd.Series(group_std(main["value"].to_numpy(), grouped.ngroup().to_numpy(), len(mean)), index=mean.index)
+    mean, std = mean.unstack("column"), std.unstack("column")  # all-NaN std columns kept
     data: dict[str, pd.Series] = {"n_seeds": main.groupby(index, sort=False)["seed"].nunique()}
     for column in columns:
         data[column], data[f"{column} std"] = mean[column], std[column]
@@ -198,13 +261,12 @@ def paper_table(tidy: Tidy, significance: pd.DataFrame | None = None) -> pd.Data
     if significance is not None:
         rows = significance[(significance["comparison"] == "pairwise") & (significance["level"] == "pair")]
     better = significantly_better(rows, ["train", "test", "column"])
+    pairs = list(zip(table["train"].tolist(), table["test"].tolist(), strict=True))
+    methods = table["method"].tolist()
     for column in columns:
-        ranks, best = pd.Series(1, index=table.index), pd.Series(True, index=table.index)
-        for (train, test), pair in table.groupby(["train", "test"], sort=False):
-            ranked = ranks_by_tests(pair.set_index("method")[column], better.get((train, test, column), {}),
-                                    higher_is_better=higher_is_better(column))
-            ranks[pair.index], best[pair.index] = ranked["rank"].to_numpy(), ranked["best"].to_numpy()
-        table[f"{column} rank"], table[f"{column} best"] = ranks, best
+        rank, best = ranks_by_tests([(*pair, column) for pair in pairs], methods, table[column].tolist(), better,
+                                    higher_is_better=[higher_is_better(column)] * len(pairs))
+        table[f"{column} rank"], table[f"{column} best"] = np.array(rank, dtype=np.int64), np.array(best, dtype=bool)
     return table.sort_values(["train", "test", "method"], kind="stable").reset_index(drop=True)
 
 

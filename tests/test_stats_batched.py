@@ -151,3 +151,20 @@ def test_bootstrap_interval_equals_nanquantile_slice_by_slice(axis: int, alpha: 
         values = slices[idx][~np.isnan(slices[idx])]
         want = np.quantile(values, [alpha / 2, 1 - alpha / 2]) if values.size else (np.nan, np.nan)
         assert np.array_equal([low[idx], high[idx]], want, equal_nan=True), idx
+
+
+def test_corrections_of_many_families_at_once_equal_one_family_at_a_time() -> None:
+    """Holm and Benjamini-Hochberg over interleaved families of different sizes, with ties, NaN and a family
+    of NaN only, equal (bit for bit) each family corrected alone; the family sizes the report prints."""
+    rng = np.random.default_rng(11)
+    p = rng.random(600) ** 3
+    p[::7] = np.round(p[::7], 1)  # ties
+    p[rng.random(600) < 0.1] = np.nan
+    families = rng.integers(0, 40, 600)
+    p[families == 3] = np.nan
+    for correct in (S.holm, S.benjamini_hochberg):
+        together = correct(p, families=families)
+        for family in np.unique(families):
+            alone = correct(p[families == family])
+            np.testing.assert_array_equal(together[families == family], alone, strict=True)
+    assert np.isnan(S.holm(p, families=families)[families == 3]).all()
