@@ -53,7 +53,8 @@ FIGURES: Registry[Draw] = Registry("figure")
 def figure(name: str, *, caption: str, needs: Sequence[str]) -> Callable[[Draw], Draw]:
     """Register the decorated function as the figure kind ``name``: report.md prints ``caption`` under
     its PNGs, and `make_figures` calls it as ``fn(*inputs, folder)`` with the report inputs named in
-    ``needs`` (a table name, ``board`` or ``files``). Returns the function unchanged."""
+    ``needs`` (a table name, ``board`` or ``files``; the files' frames hold their numeric columns, not the
+    string ids, see `figure_files`). Returns the function unchanged."""
     if not caption.strip():
         raise BenchError(f"Figure {name!r} needs a caption: report.md prints it under the figure.")
 
@@ -808,6 +809,7 @@ def _draw(kind: str, inputs: Mapping[str, Any], folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display, no GUI toolkit
+    folder.mkdir(parents=True, exist_ok=True)  # made when the first figure is drawn, not before
     entry = FIGURES.entry(kind)
     return entry.obj(*(inputs[n] for n in entry.meta["needs"]), folder)
 
@@ -827,16 +829,16 @@ def _draw_ready(inputs: Mapping[str, Any], folder: Path, drawn: dict[str, list[P
 class Early:
     """Two forked processes that draw the figures while the report computes and writes its tables.
 
-    The kinds whose inputs the report has at once (the prediction files, from which the ROC grids are
-    drawn: most of the figures' time) start at once in the first process. `send` hands over more inputs
-    as the report computes them, and `finish` the rest; the kinds they complete are shared out as they
-    come: the first to the second process while it has none (the heatmaps), the others to the first, so
-    both cores draw. `finish` waits for both and returns the paths of every kind. The first process imports
-    matplotlib and seaborn and then forks the second, so the import is paid once and never by the report's
-    process. Both then lower their priority (`FIGURE_NICENESS`): the report's own work is the critical path,
-    and the figures fill the time a core would otherwise wait (while the report reads, tests and writes on
-    one core). When a process fails, or none can start (one core, no fork), the report's process draws its
-    kinds, so no figure is lost.
+    They start with the report, before it reads the predictions: the first imports matplotlib and seaborn
+    while the report reads (a core is free then), and forks the second, so the import is paid once and
+    never by the report's process. `send` hands over report inputs as the report computes them (the
+    prediction files first, from which the ROC grids are drawn: most of the figures' time), and `finish`
+    the rest; each process gets only the inputs its kinds need. The kinds they complete are shared out as
+    they come: the first to the first process, the next to the second while it has none (the heatmaps),
+    the others to the first, so both cores draw. `finish` waits for both and returns the paths of every
+    kind. Both draw at a lower priority (`FIGURE_NICENESS`): the report's own work is the critical path,
+    and the figures fill the time a core would otherwise wait. When a process fails, or none can start
+    (one core, no fork), the report's process draws its kinds, so no figure is lost.
     """
 
     def __init__(self, inputs: Mapping[str, Any], *, folder: Path) -> None:
@@ -848,16 +850,25 @@ class Early:
         self._has: list[set[str]] = [set(inputs), set(inputs)]  # the inputs each process has
         if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return
-        folder.mkdir(parents=True, exist_ok=True)
         context = multiprocessing.get_context("fork")
         (first, first_end), (second, second_end) = context.Pipe(), context.Pipe()
-        process = context.Process(target=_figure_processes, args=(first_end, second_end, self.inputs, folder),
-                                  daemon=True)
+        process = context.Process(target=_figure_processes, daemon=True,
+                                  args=(first_end, second_end, (first, second), self.inputs, folder))
         process.start()
         first_end.close()
         second_end.close()
         self._workers = [(process, first), (None, second)]  # the second is the first's child
         self.send({})
+
+    def cancel(self) -> None:
+        """Stop drawing (the report failed): the processes end, nothing more is drawn."""
+        for process, pipe in self._workers:
+            if pipe is not None:
+                pipe.close()
+            if process is not None:
+                process.terminate()
+                process.join()
+        self._workers = []
 
     def send(self, inputs: Mapping[str, Any]) -> None:
         """More report inputs: the kinds they complete are drawn at once."""
@@ -884,14 +895,15 @@ class Early:
     def _hand_out(self, inputs: Mapping[str, Any], *, final: bool) -> None:
         self.inputs |= {name: value for name, value in inputs.items() if name not in self.inputs}
         given = {name for kinds in self._kinds for name in kinds}
-        needed = {name for entry in FIGURES.entries() for name in entry.meta["needs"]}  # only these travel
         for entry in FIGURES.entries():
             if entry.name not in given and all(n in self.inputs for n in entry.meta["needs"]):
                 self._kinds[1 if self._kinds[0] and not self._kinds[1] else 0].append(entry.name)
         for i, (_, pipe) in enumerate(self._workers):
             if pipe is None:
                 continue
-            new = {name: value for name, value in self.inputs.items() if name in needed and name not in self._has[i]}
+            needed = {name for kind in self._kinds[i] for name in FIGURES.entry(kind).meta["needs"]}
+            new = {name: figure_files(value) if name == "files" else value for name, value in self.inputs.items()
+                   if name in needed and name not in self._has[i]}  # only these travel
             try:
                 pipe.send((new, self._kinds[i], final))
             except OSError:  # gone: `finish` draws its kinds here
@@ -899,12 +911,26 @@ class Early:
             self._has[i] |= set(new)
 
 
+def figure_files(files: Sequence[Any]) -> list[Any]:
+    """The prediction files as a figure process gets them: each frame without its string columns (sample,
+    video and identity ids, domain), which no figure draws and which are most of the bytes to send."""
+    import dataclasses
+
+    return [dataclasses.replace(f, frame=f.frame[[c for c, t in f.frame.dtypes.items() if t.kind in "biuf"]])
+            for f in files]
+
+
 FIGURE_NICENESS = 10  # the figure processes yield a core to the report's process when both want it
 
 
-def _figure_processes(first: Any, second: Any, inputs: dict[str, Any], folder: Path) -> None:
+def _figure_processes(first: Any, second: Any, report_ends: Sequence[Any], inputs: dict[str, Any],
+                      folder: Path) -> None:
     """The first `Early` process: import the drawing libraries, fork the second (which inherits them),
-    then both draw (`_figure_process`) at a lower priority; the first waits for the second at the end."""
+    then both draw (`_figure_process`) at a lower priority; the first waits for the second at the end.
+    The report's ends of the pipes (``report_ends``, copied by the fork) are closed here first, so that
+    either process sees the end of its pipe when the report's process is gone, and stops."""
+    for end in report_ends:
+        end.close()
     try:
         import matplotlib
         import seaborn  # noqa: F401 -- imported now, while the report computes, not when drawing starts

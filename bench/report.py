@@ -77,13 +77,26 @@ def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str |
     """`make_report`, returning the full `Report`."""
     t0 = time.perf_counter()
     store = Store(out)
+    destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
+    early = _early_figures(destination.figures) if settings.plots else None
+    try:
+        return _build(store, destination, settings, early, t0=t0, progress=progress, echo=echo)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
+
+
+def _build(store: Store, destination: Store, settings: ReportSettings, early: Any, *, t0: float, progress: bool,
+           echo: bool) -> Report:
+    """`build_report` once the figure processes (``early``, None without figures) are started."""
     loaded = load_predictions(store, progress=progress, selection=settings.selection)
     files, fits, warnings = _postprocessed(loaded, settings)
     runs = list({f.run.job_id: f.run for f in files}.values())  # the selected finished jobs, in store order
-    destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
-    early = _early_figures(files, destination.figures) if settings.plots else None
     tidy = tidy_metrics(files, settings)
     baseline, baseline_warnings = _baseline(tidy, settings.baseline)
+    if early is not None:  # the settings are checked: the ROC grids start, beside the bootstrap
+        early.send({"files": files})
     warnings += baseline_warnings
     test_sets, set_warnings = group_test_sets(files, cluster=settings.cluster)
     warnings += set_warnings + _balance_warnings(tidy) + data_notes(runs) + chance_notes(loaded, alpha=settings.alpha)
@@ -205,12 +218,13 @@ def _tables(tidy: Tidy, board: pd.DataFrame, sig: pd.DataFrame, runs: list[RunRe
     return frames
 
 
-def _early_figures(files: list[PredictionFile], folder: Path) -> Any:
-    """Start the figures that need only the prediction files (the ROC grids), drawn in the background
-    while the tables are computed (matplotlib is imported only for figures)."""
+def _early_figures(folder: Path) -> Any:
+    """Start the figure processes, which import the drawing libraries while the report reads the
+    predictions and then draw each figure as soon as its inputs are sent (matplotlib is imported only for
+    figures, and only there)."""
     from bench import plots
 
-    return plots.start_early_figures({"files": files}, folder=folder)
+    return plots.start_early_figures({}, folder=folder)
 
 
 def _figures(frames: dict[str, pd.DataFrame], board: pd.DataFrame, files: list[PredictionFile],

@@ -251,6 +251,7 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
             monkeypatch.setattr(os, "fork", fork_only_here)
         folder = tmp_path / case
         early = P.start_early_figures({"files": 1}, folder=folder)
+        assert not folder.exists()  # made when the first figure is drawn
         early.send({"pairs": 2})
         drawn = P.make_figures({"files": 1, "pairs": 2, "board": 3}, folder=folder, early=early)
         monkeypatch.setattr(os, "fork", real_fork)
@@ -269,6 +270,36 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
         if case == "a figure fails":
             assert len({report_process, pid["first"], pid["second"]}) == 2, pid
         assert drawn["last"][0].read_text().endswith("(3, 1)")
+
+
+def test_the_prediction_files_reach_the_figure_process_without_their_string_ids(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files sent after the start (the report reads them after starting the figure processes) arrive in the
+    process whose kind needs them, their frames with every numeric column and none of the string ids."""
+    from bench.predictions import PredictionFile
+    from bench.registry import Registry
+    from bench.store import RunRecord
+
+    monkeypatch.setattr(P, "FIGURES", Registry("figure"))
+
+    @P.figure("columns", needs=("files",), caption="columns")
+    def draw(files: list, folder: Path) -> list[Path]:
+        path = folder / "columns.txt"
+        path.write_text(f"{os.getpid()} " + " ".join(f"{f.domain}:{','.join(f.frame.columns)}:{f.frame['score'].sum()}"
+                                                      for f in files))
+        return [path]
+
+    frame = pd.DataFrame({"sample": ["a", "b"], "video": ["v", "v"], "label": [0, 1], "score": [0.25, 0.5],
+                          "intersection": [3, 4], "correct": [True, False]})
+    run = RunRecord(job_id="job", path=tmp_path / "job", config={"job": {"method": "m"}})
+    files = [PredictionFile(run=run, domain=d, frame=frame) for d in ("dA", "dB")]
+    early = P.start_early_figures({}, folder=tmp_path / "figures")
+    early.send({"files": files})
+    drawn = P.make_figures({"files": files}, folder=tmp_path / "figures", early=early)
+    pid, *received = drawn["columns"][0].read_text().split()
+    assert int(pid) != os.getpid()
+    assert received == ["dA:label,score,intersection,correct:0.75", "dB:label,score,intersection,correct:0.75"]
+    assert list(files[0].frame.columns) == ["sample", "video", "label", "score", "intersection", "correct"]
 
 
 # ------------------------------------------------------------------ every label readable

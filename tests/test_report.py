@@ -360,6 +360,18 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, 
     assert message in err and err.count("\n") == 1
 
 
+def test_a_failing_report_stops_its_figure_processes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The figure processes start before the predictions are read; a report that then fails ends them
+    (none is left running) and leaves no figures folder behind."""
+    import multiprocessing
+
+    out = copy_results(tmp_path, keep="fair-x__dA__s0")
+    assert main(["report", "--out", str(out), "--no-progress", "--baseline", "nobody"]) == 2
+    assert "--baseline 'nobody' has no finished runs" in capsys.readouterr().err
+    assert multiprocessing.active_children() == []
+    assert not (out / "figures").exists() and not (out / "report.md").exists()
+
+
 def test_cli_rejects_an_unknown_cluster_unit(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "--cluster", "frame"])
