@@ -273,7 +273,9 @@ def _fine_groups(groupings: dict[str, tuple[np.ndarray, int]]) -> tuple[np.ndarr
 
 # The cell-pair product c_fake @ Psi runs in float32 where that is exact: every term and partial sum is a
 # multiple of 1/2 no larger than the final sum, so none is rounded while sum_a c_a * max Psi <= 2**23
-# (Psi[a, b] is at most n_a * n_b, the sample counts of the two cells).
+# (Psi[a, b] is at most n_a * n_b, the sample counts of the two cells). The products with the real cells'
+# counts and their sums per fine group stay in float32 as well where no replicate's numerator can pass it:
+# each of those terms and partial sums is part of a numerator, at most W_fake * W_real of the replicate.
 _EXACT_SINGLE = float(2**23)
 
 
@@ -293,10 +295,11 @@ class _PairLayout:
     real_starts: np.ndarray     # where each of them starts among the columns
     masks: dict[str, np.ndarray]  # per grouping: (F, G) 1 where a fine group belongs to a group
     c_fake: np.ndarray          # (B, C1) draw counts of the fake cells (float32 when `single`)
-    c_real: np.ndarray          # (B, C0) draw counts of the real cells
+    c_real: np.ndarray          # (B, C0) draw counts of the real cells (float32 when `single_sums`)
     fake_w: np.ndarray          # (B, F) fake samples per fine group
     real_w: np.ndarray          # (B, F) real samples per fine group
     single: bool                # c_fake @ Psi is exact in float32
+    single_sums: bool           # so are its products with c_real and their sums per fine group
 
     @classmethod
     def shared(cls, y: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]], boot: ClusterBootstrap,
@@ -356,10 +359,13 @@ class _PairLayout:
         c_real = np.ascontiguousarray(counts[:, cell_cluster[real_cells]])
         largest = max(fake_n.max(initial=0.0) * real_n.max(initial=0.0), 1.0)
         single = bool(c_fake.sum(axis=1).max(initial=0.0) * largest <= _EXACT_SINGLE)
+        fake_w, real_w = c_fake @ fake_onehot, c_real @ real_onehot
+        single_sums = single and bool((fake_w.sum(axis=1) * real_w.sum(axis=1)).max(initial=0.0) <= _EXACT_SINGLE)
         return cls(fake=fake, fake_local=fake_local, real=real, real_local=real_local,
                    fake_slices=slices, real_fine=real_fine[real_starts], real_starts=real_starts, masks=masks,
-                   c_fake=c_fake.astype(np.float32) if single else c_fake, c_real=c_real,
-                   fake_w=c_fake @ fake_onehot, real_w=c_real @ real_onehot, single=single)
+                   c_fake=c_fake.astype(np.float32) if single else c_fake,
+                   c_real=c_real.astype(np.float32) if single_sums else c_real,
+                   fake_w=fake_w, real_w=real_w, single=single, single_sums=single_sums)
 
     def pair_matrix(self, s: np.ndarray) -> np.ndarray:
         """Psi of one file's scores (see `_pair_matrix`), in the dtype of the products."""
@@ -374,7 +380,9 @@ class _PairLayout:
         pairs = np.zeros((b, n_fine, n_fine))  # numerators: fakes of fine group f1 against reals of f2
         if self.real_starts.size:
             for f1, cells in self.fake_slices:  # contiguous blocks: one GEMM's worth of work in all
-                against = (c_fake[:, cells] @ psi[cells]).astype(np.float64, copy=False)
+                against = c_fake[:, cells] @ psi[cells]
+                if not self.single_sums:
+                    against = against.astype(np.float64)
                 against *= c_real  # exact: a whole number of halves times a whole number
                 pairs[:, f1, self.real_fine] = np.add.reduceat(against, self.real_starts, axis=1)
         fake_w, real_w = self.fake_w[rows], self.real_w[rows]

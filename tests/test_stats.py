@@ -307,16 +307,21 @@ def test_fairness_replicates_equal_each_attribute_alone_bit_for_bit() -> None:
 
 def test_float32_pair_products_only_where_exact() -> None:
     """The cell-pair products run in float32 only while every partial sum stays exact; with videos so long
-    that they would not, they run in float64. Either way the AUCs equal the prefix scan's to the last bit."""
+    that they would not, they run in float64; with so many short ones that a replicate's numerator could
+    pass float32's whole numbers, the products with the real cells' counts run in float64. Either way the
+    AUCs equal the prefix scan's to the last bit."""
     rng = np.random.default_rng(1)
-    for frames, single in ((3, True), (1500, False)):
-        video = np.repeat(np.arange(12), frames)
+    for videos, frames, single, single_sums in ((12, 3, True, True), (12, 1500, False, False),
+                                               (600, 100, True, False)):
+        video = np.repeat(np.arange(videos), frames)
         label = (video % 2).astype(int)
-        score = rng.random(video.size).round(3)  # ties between the classes
+        score = (0.6 * rng.random(video.size) + 0.4 * label).round(3)  # ties between the classes; AUC near 1,
+        # so that the numerators (about 9e8 in the last case) are far beyond float32's whole numbers
         groups = np.zeros(video.size, dtype=np.intp)
         boot = B.cluster_bootstrap(video, strata=label, n_boot=5, seed=3)
         engine = RP._AucEngine(label, score, {"all": (groups, 1)}, boot, "pairs")
         assert engine.layout is not None and engine.layout.single == single
+        assert engine.layout.single_sums == single_sums
         aucs = engine.apply(boot.float_counts, slice(0, 5))["all"][:, 0]
         assert np.array_equal(aucs, RP.weighted_auc(label, score, boot.weights()))
 
