@@ -123,6 +123,8 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         groups[attribute] = (g, n_groups)
         blocks.append(_cell_block(codes, n_clusters, g, n_groups, y, pred))
     cell_matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_clusters, 0))
+    single = boot.exact_single_counts  # the cell counts in float32 where that is exact
+    cell_single = cell_matrix.astype(np.float32) if single is not None else None
     offsets = dict(zip(groups, np.cumsum([0, *(4 * n for _, n in groups.values())]).tolist(), strict=False))
 
     groupings = {"all": (np.zeros(y.shape[0], dtype=np.intp), 1)} if detection else {}
@@ -138,7 +140,8 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         weighted = WeightedSamples(samples, counts=c, codes=codes, auc_fn=lambda aucs=aucs: aucs()["all"][:, 0])
         for metric in detection:
             parts.setdefault(("all", metric.name), []).append(metric.replicate(weighted) * metric.scale)
-        cells = c @ cell_matrix
+        cells = (c @ cell_matrix if single is None
+                 else (single[start:start + c.shape[0]] @ cell_single).astype(np.float64))
         for batch in _batches(groups):
             # The batch's (b, G) counts stacked as (attributes, b, G_max), missing groups empty (an empty
             # group enters no gap and adds nothing to a pooled rate): one fairness_gaps call for the batch.

@@ -326,6 +326,25 @@ def test_float32_pair_products_only_where_exact() -> None:
         assert np.array_equal(aucs, RP.weighted_auc(label, score, boot.weights()))
 
 
+def test_float32_cell_counts_only_where_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-group confusion counts of the replicates come from float32 counts while no replicate holds
+    more samples than float32's whole numbers, from float64 otherwise: the same values either way."""
+    frame = clustered_predictions(n_videos=40, frames=3)
+    clusters = frame["video"].to_numpy()
+    fast = B.cluster_bootstrap(clusters, strata=frame["label"].to_numpy(), n_boot=50, seed=2)
+    assert fast.exact_single_counts is not None and fast.exact_single_counts.dtype == np.float32
+    monkeypatch.setattr(B, "_SINGLE_WHOLE", 100.0)  # fewer than the 120 samples of every replicate
+    slow = B.cluster_bootstrap(clusters, strata=frame["label"].to_numpy(), n_boot=50, seed=2)
+    assert slow.exact_single_counts is None
+    a, b = RP.replicate_metrics(frame, fast), RP.replicate_metrics(frame, slow)
+    assert a.values.keys() == b.values.keys()
+    for key, values in a.values.items():
+        assert np.array_equal(values, b.values[key], equal_nan=True), key
+    for rates, other in ((a.fpr, b.fpr), (a.tpr, b.tpr)):
+        for attribute, values in rates.items():
+            assert np.array_equal(values, other[attribute], equal_nan=True), attribute
+
+
 def test_weighted_helpers_equal_repeated_samples() -> None:
     frame = clustered_predictions(n_videos=50, frames=2)
     y, s, g = frame["label"].to_numpy(), frame["score"].to_numpy(), frame["intersection"].to_numpy()
