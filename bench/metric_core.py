@@ -10,7 +10,8 @@ functions stand on, so that adding a metric never means touching it:
 - `GroupStats`: per-group confusion counts of one attribute as arrays (..., G) with the group-inclusion
   policy, and the helpers a fairness metric is written with (`gap`, `worst`, `deviation_sum`,
   `usable`, `entered`), vectorised over the leading axes so that the bootstrap evaluates every
-  replicate in one call.
+  replicate in one call. What several metrics share (a quantity's mask of groups, its max - min, how many
+  groups entered and the smallest) is computed once per `GroupStats`.
 
 Torch-free, like every analysis module.
 """
