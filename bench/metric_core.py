@@ -10,7 +10,8 @@ functions stand on, so that adding a metric never means touching it:
 - `GroupStats`: per-group confusion counts of one attribute as arrays (..., G) with the group-inclusion
   policy, and the helpers a fairness metric is written with (`gap`, `worst`, `deviation_sum`,
   `usable`, `entered`), vectorised over the leading axes so that the bootstrap evaluates every
-  replicate in one call.
+  replicate in one call. What several metrics share (a quantity's mask of groups, its max - min, how many
+  groups entered and the smallest) is computed once per `GroupStats`.
 
 Torch-free, like every analysis module.
 """
@@ -376,48 +377,117 @@ class GroupStats:
         """Which groups may enter a gap of a quantity that needs reals, fakes, any sample, or both.
 
         ``both-classes``: groups with both reals and fakes, whatever the quantity. ``defined``: groups
-        where the quantity is defined. Both: and n >= min_group_size. Shape (..., G), bool.
+        where the quantity is defined. Both: and n >= min_group_size. Shape (..., G), bool. Made once per
+        rule (under ``both-classes`` one mask serves every quantity).
         """
+        rule = "both" if self.policy == "both-classes" else needs
+        return self._shared(("eligible", rule), (), lambda: self._eligible(rule))
+
+    def _eligible(self, rule: Needs) -> np.ndarray:
         big = self.n >= self.min_group_size
         has_real, has_fake = self.n_real > 0, self.n_fake > 0
-        if self.policy == "both-classes" or needs == "both":
+        if rule == "both":
             return big & has_real & has_fake
-        if needs == "real":
+        if rule == "real":
             return big & has_real
-        if needs == "fake":
+        if rule == "fake":
             return big & has_fake
         return big & (self.n > 0)
+
+    def usable(self, values: np.ndarray, needs: Needs) -> np.ndarray:
+        """`eligible` groups where ``values`` is defined (not NaN); the `eligible` mask itself (the same
+        array) when no eligible group's value is NaN, so metrics over different quantities share it."""
+        def make() -> np.ndarray:
+            allowed = self.eligible(needs)
+            undefined = np.isnan(values)
+            return allowed & ~undefined if (allowed & undefined).any() else allowed
+
+        return self._shared(("usable", needs), (values,), make)
+
+    def spread(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """`spread` of ``values`` over ``mask``, made once per (values, mask) pair (several metrics share
+        a gap: F_FPR and F_MEO, say)."""
+        return self._shared(("spread",), (values, mask), lambda: spread(values, mask))
+
+    def either(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a | b``, made once; ``a`` itself when both are the same mask."""
+        return a if a is b else self._shared(("either",), (a, b), lambda: a | b)
+
+    def entering(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the groups in ``mask``: whether at least two enter, how many, and the smallest group's n
+        (NaN where none does); made once per mask."""
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            k = count_groups(mask)
+            smallest = group_reduce(np.minimum, np.where(mask, self.n, np.inf), np.inf)
+            return k >= 2, k, np.where(k > 0, smallest, np.nan)
+
+        return self._shared(("entering",), (mask,), make)
+
+    @cached_property
+    def _memo(self) -> dict[tuple[Any, ...], tuple[tuple[np.ndarray, ...], Any]]:
+        return {}
+
+    def _shared(self, key: tuple[Any, ...], arrays: tuple[np.ndarray, ...], make: Any) -> Any:
+        """``make()``, computed once per ``key`` and the identity of ``arrays`` (held here, so that no other
+        array can take the id of one while it is cached)."""
+        full = (*key, *map(id, arrays))
+        kept = self._memo.get(full)
+        if kept is not None and all(a is b for a, b in zip(kept[0], arrays, strict=True)):
+            return kept[1]
+        value = make()
+        self._memo[full] = (arrays, value)
+        return value
+
+
+# numpy reduces along a short last axis element by element (about ten times slower than the same
+# reduction over a leading axis): with few groups the group axis is moved to the front (one copy), and
+# each group's slice is then combined with the next in one pass over the replicates. Only exact
+# reductions (max, min, counting) go this way, so the result does not depend on the order.
+_FEW_GROUPS = 64
+
+
+def group_reduce(ufunc: np.ufunc, values: np.ndarray, initial: float) -> np.ndarray:
+    """``ufunc.reduce(values, axis=-1, initial=initial)`` for an exact ``ufunc`` (np.maximum, np.minimum)."""
+    if values.ndim > 1 and values.shape[-1] <= _FEW_GROUPS:
+        return ufunc.reduce(np.ascontiguousarray(np.moveaxis(values, -1, 0)), axis=0, initial=initial)
+    return ufunc.reduce(values, axis=-1, initial=initial)
+
+
+def count_groups(mask: np.ndarray) -> np.ndarray:
+    """``mask.sum(-1)``: how many groups are in ``mask`` (int64)."""
+    if mask.ndim > 1 and mask.shape[-1] <= _FEW_GROUPS:
+        return np.ascontiguousarray(np.moveaxis(mask, -1, 0)).sum(axis=0, dtype=np.int64)
+    return mask.sum(-1, dtype=np.int64)
 
 
 def entered(stats: GroupStats, mask: np.ndarray, value: np.ndarray) -> MetricValue:
     """Attach the groups that entered (``mask``, (..., G)) to a gap; NaN when fewer than two did."""
-    k = mask.sum(-1)
-    smallest = np.min(np.where(mask, stats.n, np.inf), axis=-1, initial=np.inf)
-    return MetricValue(np.where(k >= 2, value, np.nan), k, np.where(k > 0, smallest, np.nan))
+    enough, k, smallest = stats.entering(mask)
+    return MetricValue(np.where(enough, value, np.nan), k, smallest)
 
 
 def usable(stats: GroupStats, values: np.ndarray, needs: Needs) -> np.ndarray:
-    return stats.eligible(needs) & ~np.isnan(values)
+    return stats.usable(values, needs)
 
 
 def spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """max - min of ``values`` over the groups in ``mask`` (NaN where fewer than two), along the last axis."""
-    hi = np.max(np.where(mask, values, -np.inf), axis=-1, initial=-np.inf)
-    lo = np.min(np.where(mask, values, np.inf), axis=-1, initial=np.inf)
-    return np.where(mask.sum(-1) >= 2, hi - lo, np.nan)
+    hi = group_reduce(np.maximum, np.where(mask, values, -np.inf), -np.inf)
+    lo = group_reduce(np.minimum, np.where(mask, values, np.inf), np.inf)
+    return np.where(count_groups(mask) >= 2, hi - lo, np.nan)
 
 
 def gap(stats: GroupStats, values: np.ndarray, needs: Needs) -> MetricValue:
     mask = usable(stats, values, needs)
-    return entered(stats, mask, spread(values, mask))
+    return entered(stats, mask, stats.spread(values, mask))
 
 
 def deviation_sum(values: np.ndarray, pooled: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """sum_g |values_g - pooled| over the groups in ``mask``; NaN where fewer than two."""
     total = np.where(mask, np.abs(values - pooled), 0.0).sum(-1)
-    return np.where(mask.sum(-1) >= 2, total, np.nan)
+    return np.where(count_groups(mask) >= 2, total, np.nan)
 
 
 def worst(stats: GroupStats, values: np.ndarray, needs: Needs) -> MetricValue:
     mask = usable(stats, values, needs)
-    return entered(stats, mask, np.min(np.where(mask, values, np.inf), axis=-1, initial=np.inf))
+    return entered(stats, mask, group_reduce(np.minimum, np.where(mask, values, np.inf), np.inf))

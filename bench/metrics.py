@@ -58,7 +58,6 @@ from bench.metric_core import (
     rank_auc_sorted,
     ratio,
     same_length,
-    spread,
     usable,
     worst,
 )
@@ -523,8 +522,8 @@ def _f_meo(q: GroupStats) -> MetricValue:
     with reals and the TPR gap over groups with fakes, and NaN unless both gaps have two groups; n_groups
     counts the union. Lower is better."""
     fpr_mask, tpr_mask = usable(q, q.fpr, "real"), usable(q, q.tpr, "fake")
-    value = np.maximum(spread(q.fpr, fpr_mask), spread(q.tpr, tpr_mask))  # NaN if either is NaN
-    return entered(q, fpr_mask | tpr_mask, value)
+    value = np.maximum(q.spread(q.fpr, fpr_mask), q.spread(q.tpr, tpr_mask))  # NaN if either is NaN
+    return entered(q, q.either(fpr_mask, tpr_mask), value)
 
 
 @register_metric("F_EFPR", kind="fairness", bootstrapped=True, higher_is_better=False, unit="%",
@@ -548,7 +547,7 @@ def _f_eo(q: GroupStats) -> MetricValue:
     n_groups counts the union. Lower is better."""
     fpr_mask, tpr_mask = usable(q, q.fpr, "real"), usable(q, q.tpr, "fake")
     value = deviation_sum(q.fpr, q.fpr_all, fpr_mask) + deviation_sum(q.tpr, q.tpr_all, tpr_mask)
-    return entered(q, fpr_mask | tpr_mask, value)
+    return entered(q, q.either(fpr_mask, tpr_mask), value)
 
 
 @register_metric("G_AUC", kind="fairness", bootstrapped=True, higher_is_better=False, unit="%", aliases=("auc_gap",),

@@ -186,7 +186,8 @@ def load_predictions(store: Store, *, progress: bool = True,
     files = []
     for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):
         frame = read_predictions(path)
-        frame = frame.sort_values("sample", kind="stable", ignore_index=True)
+        if not frame["sample"].is_monotonic_increasing:  # most files are written in sample order already
+            frame = frame.sort_values("sample", kind="stable", ignore_index=True)
         files.append(PredictionFile(run=run, domain=domain, frame=frame))
     for i, f in enumerate(files):
         f.index = i

@@ -123,6 +123,8 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         groups[attribute] = (g, n_groups)
         blocks.append(_cell_block(codes, n_clusters, g, n_groups, y, pred))
     cell_matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_clusters, 0))
+    single = boot.exact_single_counts  # the cell counts in float32 where that is exact
+    cell_single = cell_matrix.astype(np.float32) if single is not None else None
     offsets = dict(zip(groups, np.cumsum([0, *(4 * n for _, n in groups.values())]).tolist(), strict=False))
 
     groupings = {"all": (np.zeros(y.shape[0], dtype=np.intp), 1)} if detection else {}
@@ -138,7 +140,8 @@ def replicate_metrics(predictions: pd.DataFrame, boot: ClusterBootstrap, *, metr
         weighted = WeightedSamples(samples, counts=c, codes=codes, auc_fn=lambda aucs=aucs: aucs()["all"][:, 0])
         for metric in detection:
             parts.setdefault(("all", metric.name), []).append(metric.replicate(weighted) * metric.scale)
-        cells = c @ cell_matrix
+        cells = (c @ cell_matrix if single is None
+                 else (single[start:start + c.shape[0]] @ cell_single).astype(np.float64))
         for batch in _batches(groups):
             # The batch's (b, G) counts stacked as (attributes, b, G_max), missing groups empty (an empty
             # group enters no gap and adds nothing to a pooled rate): one fairness_gaps call for the batch.
@@ -273,7 +276,9 @@ def _fine_groups(groupings: dict[str, tuple[np.ndarray, int]]) -> tuple[np.ndarr
 
 # The cell-pair product c_fake @ Psi runs in float32 where that is exact: every term and partial sum is a
 # multiple of 1/2 no larger than the final sum, so none is rounded while sum_a c_a * max Psi <= 2**23
-# (Psi[a, b] is at most n_a * n_b, the sample counts of the two cells).
+# (Psi[a, b] is at most n_a * n_b, the sample counts of the two cells). The products with the real cells'
+# counts and their sums per fine group stay in float32 as well where no replicate's numerator can pass it:
+# each of those terms and partial sums is part of a numerator, at most W_fake * W_real of the replicate.
 _EXACT_SINGLE = float(2**23)
 
 
@@ -293,10 +298,11 @@ class _PairLayout:
     real_starts: np.ndarray     # where each of them starts among the columns
     masks: dict[str, np.ndarray]  # per grouping: (F, G) 1 where a fine group belongs to a group
     c_fake: np.ndarray          # (B, C1) draw counts of the fake cells (float32 when `single`)
-    c_real: np.ndarray          # (B, C0) draw counts of the real cells
+    c_real: np.ndarray          # (B, C0) draw counts of the real cells (float32 when `single_sums`)
     fake_w: np.ndarray          # (B, F) fake samples per fine group
     real_w: np.ndarray          # (B, F) real samples per fine group
     single: bool                # c_fake @ Psi is exact in float32
+    single_sums: bool           # so are its products with c_real and their sums per fine group
 
     @classmethod
     def shared(cls, y: np.ndarray, groupings: dict[str, tuple[np.ndarray, int]], boot: ClusterBootstrap,
@@ -350,13 +356,19 @@ class _PairLayout:
             mask[known, group_of[known]] = 1.0
             masks[key] = mask
         counts = boot.float_counts
-        c_fake, c_real = counts[:, cell_cluster[fake_cells]], counts[:, cell_cluster[real_cells]]
+        # rows of replicates, C order (indexing columns gives a column-major copy, which made every
+        # elementwise pass over a replicate's cells strided)
+        c_fake = np.ascontiguousarray(counts[:, cell_cluster[fake_cells]])
+        c_real = np.ascontiguousarray(counts[:, cell_cluster[real_cells]])
         largest = max(fake_n.max(initial=0.0) * real_n.max(initial=0.0), 1.0)
         single = bool(c_fake.sum(axis=1).max(initial=0.0) * largest <= _EXACT_SINGLE)
+        fake_w, real_w = c_fake @ fake_onehot, c_real @ real_onehot
+        single_sums = single and bool((fake_w.sum(axis=1) * real_w.sum(axis=1)).max(initial=0.0) <= _EXACT_SINGLE)
         return cls(fake=fake, fake_local=fake_local, real=real, real_local=real_local,
                    fake_slices=slices, real_fine=real_fine[real_starts], real_starts=real_starts, masks=masks,
-                   c_fake=c_fake.astype(np.float32) if single else c_fake, c_real=c_real,
-                   fake_w=c_fake @ fake_onehot, real_w=c_real @ real_onehot, single=single)
+                   c_fake=c_fake.astype(np.float32) if single else c_fake,
+                   c_real=c_real.astype(np.float32) if single_sums else c_real,
+                   fake_w=fake_w, real_w=real_w, single=single, single_sums=single_sums)
 
     def pair_matrix(self, s: np.ndarray) -> np.ndarray:
         """Psi of one file's scores (see `_pair_matrix`), in the dtype of the products."""
@@ -371,7 +383,9 @@ class _PairLayout:
         pairs = np.zeros((b, n_fine, n_fine))  # numerators: fakes of fine group f1 against reals of f2
         if self.real_starts.size:
             for f1, cells in self.fake_slices:  # contiguous blocks: one GEMM's worth of work in all
-                against = (c_fake[:, cells] @ psi[cells]).astype(np.float64, copy=False)
+                against = c_fake[:, cells] @ psi[cells]
+                if not self.single_sums:
+                    against = against.astype(np.float64)
                 against *= c_real  # exact: a whole number of halves times a whole number
                 pairs[:, f1, self.real_fine] = np.add.reduceat(against, self.real_starts, axis=1)
         fake_w, real_w = self.fake_w[rows], self.real_w[rows]
@@ -402,10 +416,10 @@ def _pair_matrix(s_fake: np.ndarray, a: np.ndarray, n_a: int, s_real: np.ndarray
     with s_fake > s_real plus half those with s_fake == s_real.
 
     One side's clusters are the rows of a dense block, the other side's distinct scores its columns (the
-    grid): a row holds, at each grid score, how many of the row cluster's samples lie beyond it (above it
-    for fakes, below it for reals), ties counting half: a cumulative sum along the grid. Reading the block
-    at each column sample's score and summing per column cluster gives Psi. The orientation with the
-    smaller block is used, a block of rows at a time.
+    grid): a row holds, at each grid score, twice the number of the row cluster's samples beyond it (above
+    it for fakes, below it for reals), a tie counting once: a cumulative sum along the grid. Reading the
+    block at each column sample's score and summing per column cluster gives 2 Psi. The orientation with
+    the smaller block is used, a block of rows at a time.
     """
     if n_a == 0 or n_b == 0:
         return np.zeros((n_a, n_b))
@@ -414,6 +428,12 @@ def _pair_matrix(s_fake: np.ndarray, a: np.ndarray, n_a: int, s_real: np.ndarray
     if cost_fake_rows <= cost_real_rows:
         return _pair_rows(a, s_fake, n_a, b, s_real, n_b, above=True)
     return _pair_rows(b, s_real, n_b, a, s_fake, n_a, above=False).T
+
+
+# Rows of the dense block per step in `_pair_rows`: about this many cells, so that a step's block stays in
+# the core's cache through the cumulative sum, the gather and the sums per cluster (measured: a block of the
+# whole matrix, megabytes, took twice as long).
+_BLOCK_CELLS = 65_536
 
 
 def _pair_rows(row_cluster: np.ndarray, row_score: np.ndarray, n_rows: int, col_cluster: np.ndarray,
@@ -425,30 +445,30 @@ def _pair_rows(row_cluster: np.ndarray, row_score: np.ndarray, n_rows: int, col_
     col_order = np.argsort(col_cluster, kind="stable")
     col_at = np.searchsorted(grid, col_score[col_order])  # exact positions on the grid
     col_starts = np.flatnonzero(np.diff(col_cluster[col_order], prepend=-1))  # every cluster has samples
+    col_sizes = np.diff(np.append(col_starts, col_at.shape[0]))
+    # A row sample x marks the grid at left(x) and at right(x) (the first grid score >= x and > x; the same
+    # point unless x is on the grid). Cumulated along the grid, C[u] = sum of marks at <= u is twice the
+    # row samples below grid[u], a tie counting once; twice those above it is 2 n_row - C[u]. All in
+    # whole numbers, so any order of summing is exact.
     left = np.searchsorted(grid, row_score, side="left")
-    tied = (left < n_grid) & (grid[np.minimum(left, n_grid - 1)] == row_score)
-    # A row sample adds 1 at every grid point it is beyond: above x <=> grid < x <=> index < left;
-    # below x <=> grid > x <=> index >= right. Mark that boundary, cumulate, then add half at a tie.
-    start = left if above else np.searchsorted(grid, row_score, side="right")
+    right = np.searchsorted(grid, row_score, side="right")
     row_order = np.argsort(row_cluster, kind="stable")
-    rows_sorted, start, left, tied = row_cluster[row_order], start[row_order], left[row_order], tied[row_order]
+    rows_sorted, left, right = row_cluster[row_order], left[row_order], right[row_order]
+    row_sizes = np.bincount(row_cluster, minlength=n_rows)
     width = n_grid + 1
-    step = max(1, 4_000_000 // max(width, col_at.shape[0]))
-    out = np.empty((n_rows, n_cols))
+    twice = np.empty((n_rows, n_cols), dtype=np.int64)
+    step = max(1, _BLOCK_CELLS // max(width, col_at.shape[0]))
     for first in range(0, n_rows, step):
         last = min(n_rows, first + step)
         lo, hi = np.searchsorted(rows_sorted, [first, last])
-        local = rows_sorted[lo:hi] - first
-        marks = np.bincount(local * width + start[lo:hi], minlength=(last - first) * width)
-        marks = marks.reshape(last - first, width).astype(np.float64)
-        # beyond grid point u: marks at indices > u (above), or at indices <= u (below)
-        value = np.cumsum(marks[:, ::-1], axis=1)[:, ::-1][:, 1:] if above else np.cumsum(marks, axis=1)[:, :n_grid]
-        ties = tied[lo:hi]
-        if ties.any():
-            value += 0.5 * np.bincount(local[ties] * n_grid + left[lo:hi][ties],
-                                       minlength=(last - first) * n_grid).reshape(last - first, n_grid)
-        out[first:last] = np.add.reduceat(value[:, col_at], col_starts, axis=1)
-    return out
+        base = (rows_sorted[lo:hi] - first) * width
+        marks = np.bincount(np.concatenate((base + left[lo:hi], base + right[lo:hi])),
+                            minlength=(last - first) * width).reshape(last - first, width)
+        below = np.cumsum(marks[:, :n_grid], axis=1)
+        twice[first:last] = np.add.reduceat(below[:, col_at], col_starts, axis=1)
+    if above:  # sum over a column cluster of 2 n_row - C[u]
+        twice = 2 * row_sizes[:, None] * col_sizes[None, :] - twice
+    return twice * 0.5
 
 
 @dataclass(frozen=True, eq=False)

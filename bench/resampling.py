@@ -10,6 +10,7 @@ declare ``bootstrapped`` on all replicates; DeLong's placement values are comput
 
 from __future__ import annotations
 
+import mmap
 import warnings
 import zlib
 from typing import NamedTuple
@@ -39,10 +40,10 @@ def resample(files: list[PredictionFile], test_sets: dict[str, TestSet], columns
              settings: ReportSettings, *, progress: bool = True) -> Resampled:
     """Draw each test set's resamples once and evaluate every file on them; DeLong pieces per file."""
     n_boot = settings.n_boot
-    values = np.full((len(files), len(columns), max(n_boot, 1)), np.nan)
-    fpr = np.full((len(files), max(n_boot, 1), NUM_INTERSECTIONS), np.nan)
-    tpr = np.full_like(fpr, np.nan)
-    delong: dict[int, stats.DeLongParts] = {}
+    # written in place by whichever process evaluates a file: only DeLong's pieces come back through a pipe
+    out = _Outputs(values=shared_nan((len(files), len(columns), max(n_boot, 1))),
+                   fpr=shared_nan((len(files), max(n_boot, 1), NUM_INTERSECTIONS)),
+                   tpr=shared_nan((len(files), max(n_boot, 1), NUM_INTERSECTIONS)))
     chosen = sorted({metric_of(c) for c in columns}, key=METRICS.select("all").index)
     for key in sorted(test_sets):
         test_set = test_sets[key]
@@ -50,22 +51,34 @@ def resample(files: list[PredictionFile], test_sets: dict[str, TestSet], columns
             strata = test_set.reference["label"].to_numpy() * 100 + test_set.reference["intersection"].to_numpy()
             seed = np.random.SeedSequence([settings.seed, zlib.crc32(key.encode())])
             test_set.boot = cluster_bootstrap(test_set.clusters, strata=strata, n_boot=n_boot, seed=seed)
-    tasks = [_FileTask(f, test_sets[key], columns, chosen, settings) for key in sorted(test_sets)
+    tasks = [_FileTask(f, test_sets[key], columns, chosen, settings, out) for key in sorted(test_sets)
              for f in test_sets[key].files]
     with tqdm(total=len(tasks), desc=f"bootstrap ({n_boot} replicates)", unit="file", disable=not progress,
               leave=False) as bar:
         results = fork_map(_evaluate, tasks, done=bar.update)
-    for task, result in zip(tasks, results, strict=True):
-        i = task.file.index
-        if result.delong is not None:
-            delong[i] = result.delong
-        if result.values is not None:
-            values[i] = result.values
-            g = result.fpr.shape[1]
-            fpr[i, :, :g], tpr[i, :, :g] = result.fpr, result.tpr
+    delong = {task.file.index: parts for task, parts in zip(tasks, results, strict=True) if parts is not None}
     if n_boot == 0:
-        return Resampled(columns, values[:, :, :0], None, None, delong)
-    return Resampled(columns, values, fpr, tpr, delong)
+        return Resampled(columns, out.values[:, :, :0], None, None, delong)
+    return Resampled(columns, out.values, out.fpr, out.tpr, delong)
+
+
+def shared_nan(shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 array of NaN in memory shared with the processes forked after it (`bench.forkmap`): what
+    a worker writes into it, this process reads, with nothing pickled and sent back. (Sent back, the
+    bootstrap's replicates were about 40 MB on the default grid.)"""
+    count = int(np.prod(shape))
+    array = np.frombuffer(mmap.mmap(-1, max(count, 1) * 8), dtype=np.float64, count=count).reshape(shape)
+    array.fill(np.nan)
+    return array
+
+
+class _Outputs(NamedTuple):
+    """Where `_evaluate` writes each file's replicates (row ``file.index``): the columns' values
+    (files, columns, B) and the intersectional rates (files, B, groups)."""
+
+    values: np.ndarray
+    fpr: np.ndarray
+    tpr: np.ndarray
 
 
 class _FileTask(NamedTuple):
@@ -77,32 +90,24 @@ class _FileTask(NamedTuple):
     columns: list[str]
     metrics: list[str]
     settings: ReportSettings
+    out: _Outputs
 
 
-class _FileResult(NamedTuple):
-    """What `resample` keeps of one file: DeLong's placements, and per resample the columns' values
-    (columns, B) and the intersectional rates (B, groups); None where not computed."""
-
-    delong: stats.DeLongParts | None
-    values: np.ndarray | None
-    fpr: np.ndarray | None
-    tpr: np.ndarray | None
-
-
-def _evaluate(task: _FileTask) -> _FileResult:
-    """DeLong's placements (when the test set has both classes) and every bootstrapped column on every
-    resample (when there are resamples and columns) of one file."""
+def _evaluate(task: _FileTask) -> stats.DeLongParts | None:
+    """Every bootstrapped column on every resample (when there are resamples and columns) of one file,
+    written to ``task.out``; returns DeLong's placements (None unless the test set has both classes)."""
     f, test_set, s = task.file, task.test_set, task.settings
     labels = test_set.reference["label"].to_numpy()
     parts = None
     if labels.min() != labels.max():
         parts = stats.delong_parts(labels, f.frame["score"].to_numpy(), clusters=test_set.clusters)
     if test_set.boot is None or not task.metrics:
-        return _FileResult(parts, None, None, None)
+        return parts
     rep = replicate_metrics(f.frame, test_set.boot, metrics=task.metrics, threshold=s.threshold, policy=s.policy,
                             min_group_size=s.min_group_size)
-    values = np.full((len(task.columns), test_set.boot.n_boot), np.nan)
-    position = {c: i for i, c in enumerate(task.columns)}
+    i, position = f.index, {c: k for k, c in enumerate(task.columns)}
+    values = task.out.values[i]
+    values.fill(np.nan)  # a share redone after a worker failed starts afresh
     for (attribute, metric), v in rep.values.items():
         column = column_name(attribute, metric)
         if column in position:
@@ -110,7 +115,8 @@ def _evaluate(task: _FileTask) -> _FileResult:
     empty = np.empty((test_set.boot.n_boot, 0))
     fpr, tpr = rep.fpr.get("intersection", empty), rep.tpr.get("intersection", empty)
     g = min(NUM_INTERSECTIONS, fpr.shape[1])
-    return _FileResult(parts, values, fpr[:, :g], tpr[:, :g])
+    task.out.fpr[i, :, :g], task.out.tpr[i, :, :g] = fpr[:, :g], tpr[:, :g]
+    return parts
 
 
 def nanmean(values: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -264,7 +264,10 @@ def read_predictions(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise _damaged(path, "it holds no rows")
     for col in (*_INT, "logit", "score"):
-        parsed = frame[col].dtype.kind in "iuf"  # the parser read every cell as a number (the usual case)
+        canonical = frame[col].dtype == (np.int64 if col in _INT else np.float64)  # as parsed, the usual case
+        if canonical and col in _INT:
+            continue  # whole numbers: finite, and kept as they are
+        parsed = frame[col].dtype.kind in "iuf"  # the parser read every cell as a number
         values = frame[col].to_numpy(dtype=np.float64) if parsed else pd.to_numeric(
             frame[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         # a saturated logit may be infinite (its score says the same); any other column must be finite
@@ -274,7 +277,8 @@ def read_predictions(path: Path) -> pd.DataFrame:
             raise _damaged(path, f"row {row + 2}, column {col!r}: expected a number, got {frame[col].iat[row]!r}")
         if col in _INT and frame[col].dtype.kind not in "iu" and (values != np.round(values)).any():
             raise _damaged(path, f"column {col!r} holds non-whole numbers")
-        frame[col] = values.astype(np.int64) if col in _INT else values
+        if not canonical:
+            frame[col] = values.astype(np.int64) if col in _INT else values
     for col, low, high in _RANGES:
         values = frame[col].to_numpy()
         outside = (values < low) | (values > high)

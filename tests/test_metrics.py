@@ -312,6 +312,72 @@ def test_fairness_gaps_is_vectorised_over_leading_axes() -> None:
     assert np.isnan(empty["F_FPR"].value[1, 2]) and empty["F_FPR"].n_groups[1, 2] == 0
 
 
+def _brute_gaps(tp, fp, tn, fn, auc, policy: str, min_group_size: int) -> dict[str, tuple[float, int, float]]:
+    """Every fairness metric of one replicate's (G,) counts, group by group in plain Python (the definitions
+    of docs/METRICS.md): {name: (value, groups entered, smallest n among them)}."""
+    groups = range(len(tp))
+    n_real = [fp[g] + tn[g] for g in groups]
+    n_fake = [tp[g] + fn[g] for g in groups]
+    n = [n_real[g] + n_fake[g] for g in groups]
+    rate = {"fpr": [fp[g] / n_real[g] if n_real[g] else None for g in groups],
+            "tpr": [tp[g] / n_fake[g] if n_fake[g] else None for g in groups],
+            "fnr": [fn[g] / n_fake[g] if n_fake[g] else None for g in groups],
+            "acc": [(tp[g] + tn[g]) / n[g] if n[g] else None for g in groups],
+            "pr": [(tp[g] + fp[g]) / n[g] if n[g] else None for g in groups],
+            "auc": [None if np.isnan(auc[g]) else auc[g] for g in groups]}
+    needs = {"fpr": "real", "tpr": "fake", "fnr": "fake", "acc": "any", "pr": "any", "auc": "both"}
+
+    def members(quantity: str) -> list[int]:
+        need = "both" if policy == "both-classes" else needs[quantity]
+        ok = {"real": lambda g: n_real[g] > 0, "fake": lambda g: n_fake[g] > 0, "any": lambda g: n[g] > 0,
+              "both": lambda g: n_real[g] > 0 and n_fake[g] > 0}[need]
+        return [g for g in groups if ok(g) and n[g] >= min_group_size and rate[quantity][g] is not None]
+
+    def result(entered: set[int], value: float, enough: bool) -> tuple[float, int, float]:
+        return (value if enough and len(entered) >= 2 else np.nan, len(entered),
+                min(n[g] for g in entered) if entered else np.nan)
+
+    def gap(quantity: str) -> tuple[float, int, float]:
+        gs = members(quantity)
+        values = [rate[quantity][g] for g in gs]
+        return result(set(gs), max(values) - min(values) if values else np.nan, True)
+
+    fpr_all = sum(fp) / sum(n_real) if sum(n_real) else np.nan
+    tpr_all = sum(tp) / sum(n_fake) if sum(n_fake) else np.nan
+    f, t = members("fpr"), members("tpr")
+    meo = max(gap("fpr")[0], gap("tpr")[0]) if len(f) >= 2 and len(t) >= 2 else np.nan
+    efpr = sum(abs(rate["fpr"][g] - fpr_all) for g in f)
+    eo = efpr + sum(abs(rate["tpr"][g] - tpr_all) for g in t)
+    both = len(f) >= 2 and len(t) >= 2
+    worst_auc, worst_acc = members("auc"), members("acc")
+    return {"F_FPR": gap("fpr"), "F_OAE": gap("acc"), "F_DP": gap("pr"), "F_FNR": gap("fnr"),
+            "G_AUC": gap("auc"), "F_MEO": result(set(f) | set(t), meo, True),
+            "F_EFPR": result(set(f), efpr, True), "F_EO": result(set(f) | set(t), eo, both),
+            "worst_AUC": result(set(worst_auc), min((rate["auc"][g] for g in worst_auc), default=np.nan), True),
+            "worst_ACC": result(set(worst_acc), min((rate["acc"][g] for g in worst_acc), default=np.nan), True)}
+
+
+@pytest.mark.parametrize("n_groups", [4, 9, 70])  # a few groups (reduced group-axis first) and many
+def test_fairness_gaps_over_replicates_match_brute_force(n_groups: int) -> None:
+    rng = np.random.default_rng(n_groups)
+    counts = rng.integers(0, 4, size=(2, 5, n_groups, 4)).astype(float)  # (B1, B2, G, [tp fp tn fn])
+    counts[..., :2, 2:] = 0  # two groups without reals, in every replicate
+    counts[0, 1, 2:5, [0, 3]] = 0  # groups without fakes in one replicate
+    counts[1, 3] = 0  # an empty replicate
+    tp, fp, tn, fn = np.moveaxis(counts, -1, 0)
+    auc = rng.random(tp.shape)
+    auc[0, :, 3] = np.nan  # an AUC missing where the group has both classes: it must not enter
+    for policy in M.POLICIES:
+        batch = M.fairness_gaps(tp, fp, tn, fn, auc, policy=policy, min_group_size=2)
+        for index in np.ndindex(tp.shape[:-1]):
+            want = _brute_gaps(tp[index], fp[index], tn[index], fn[index], auc[index], policy, 2)
+            for name, (value_, k, smallest) in want.items():
+                got = batch[name]
+                assert got.value[index] == pytest.approx(value_, rel=1e-12, nan_ok=True), (policy, name, index)
+                assert got.n_groups[index] == k, (policy, name, index)
+                assert got.min_group_n[index] == pytest.approx(smallest, nan_ok=True), (policy, name, index)
+
+
 def test_fairness_gaps_matches_compute_metrics_and_selects() -> None:
     d = random_predictions(1000, seed=5)
     t = M.group_table(d.label, d.score, d.race)

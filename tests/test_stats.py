@@ -307,18 +307,42 @@ def test_fairness_replicates_equal_each_attribute_alone_bit_for_bit() -> None:
 
 def test_float32_pair_products_only_where_exact() -> None:
     """The cell-pair products run in float32 only while every partial sum stays exact; with videos so long
-    that they would not, they run in float64. Either way the AUCs equal the prefix scan's to the last bit."""
+    that they would not, they run in float64; with so many short ones that a replicate's numerator could
+    pass float32's whole numbers, the products with the real cells' counts run in float64. Either way the
+    AUCs equal the prefix scan's to the last bit."""
     rng = np.random.default_rng(1)
-    for frames, single in ((3, True), (1500, False)):
-        video = np.repeat(np.arange(12), frames)
+    for videos, frames, single, single_sums in ((12, 3, True, True), (12, 1500, False, False),
+                                               (600, 100, True, False)):
+        video = np.repeat(np.arange(videos), frames)
         label = (video % 2).astype(int)
-        score = rng.random(video.size).round(3)  # ties between the classes
+        score = (0.6 * rng.random(video.size) + 0.4 * label).round(3)  # ties between the classes; AUC near 1,
+        # so that the numerators (about 9e8 in the last case) are far beyond float32's whole numbers
         groups = np.zeros(video.size, dtype=np.intp)
         boot = B.cluster_bootstrap(video, strata=label, n_boot=5, seed=3)
         engine = RP._AucEngine(label, score, {"all": (groups, 1)}, boot, "pairs")
         assert engine.layout is not None and engine.layout.single == single
+        assert engine.layout.single_sums == single_sums
         aucs = engine.apply(boot.float_counts, slice(0, 5))["all"][:, 0]
         assert np.array_equal(aucs, RP.weighted_auc(label, score, boot.weights()))
+
+
+def test_float32_cell_counts_only_where_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-group confusion counts of the replicates come from float32 counts while no replicate holds
+    more samples than float32's whole numbers, from float64 otherwise: the same values either way."""
+    frame = clustered_predictions(n_videos=40, frames=3)
+    clusters = frame["video"].to_numpy()
+    fast = B.cluster_bootstrap(clusters, strata=frame["label"].to_numpy(), n_boot=50, seed=2)
+    assert fast.exact_single_counts is not None and fast.exact_single_counts.dtype == np.float32
+    monkeypatch.setattr(B, "_SINGLE_WHOLE", 100.0)  # fewer than the 120 samples of every replicate
+    slow = B.cluster_bootstrap(clusters, strata=frame["label"].to_numpy(), n_boot=50, seed=2)
+    assert slow.exact_single_counts is None
+    a, b = RP.replicate_metrics(frame, fast), RP.replicate_metrics(frame, slow)
+    assert a.values.keys() == b.values.keys()
+    for key, values in a.values.items():
+        assert np.array_equal(values, b.values[key], equal_nan=True), key
+    for rates, other in ((a.fpr, b.fpr), (a.tpr, b.tpr)):
+        for attribute, values in rates.items():
+            assert np.array_equal(values, other[attribute], equal_nan=True), attribute
 
 
 def test_weighted_helpers_equal_repeated_samples() -> None:
