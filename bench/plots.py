@@ -836,8 +836,8 @@ class Early:
     the rest; each process gets only the inputs its kinds need. The kinds they complete are shared out as
     they come: the first to the first process, the next to the second while it has none (the heatmaps),
     the others to the first, so both cores draw. `finish` waits for both and returns the paths of every
-    kind. Both draw at a lower priority (`FIGURE_NICENESS`): the report's own work is the critical path,
-    and the figures fill the time a core would otherwise wait. When a process fails, or none can start
+    kind. (They draw at the report's priority: at a lower one they waited through the bootstrap and
+    finished after the tables, 2-3 s later on the default grid.) When a process fails, or none can start
     (one core, no fork), the report's process draws its kinds, so no figure is lost.
     """
 
@@ -920,13 +920,10 @@ def figure_files(files: Sequence[Any]) -> list[Any]:
             for f in files]
 
 
-FIGURE_NICENESS = 10  # the figure processes yield a core to the report's process when both want it
-
-
 def _figure_processes(first: Any, second: Any, report_ends: Sequence[Any], inputs: dict[str, Any],
                       folder: Path) -> None:
     """The first `Early` process: import the drawing libraries, fork the second (which inherits them),
-    then both draw (`_figure_process`) at a lower priority; the first waits for the second at the end.
+    then both draw (`_figure_process`); the first waits for the second at the end.
     The report's ends of the pipes (``report_ends``, copied by the fork) are closed here first, so that
     either process sees the end of its pipe when the report's process is gone, and stops."""
     for end in report_ends:
@@ -936,8 +933,6 @@ def _figure_processes(first: Any, second: Any, report_ends: Sequence[Any], input
         import seaborn  # noqa: F401 -- imported now, while the report computes, not when drawing starts
 
         matplotlib.use("Agg")
-        with contextlib.suppress(OSError):  # a priority is only a preference: draw at any
-            os.nice(FIGURE_NICENESS)
         child = os.fork()
     except BaseException:  # no second process: its pipe closes, and the report's process draws its kinds
         second.close()

@@ -217,13 +217,12 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """`start_early_figures` draws what its inputs allow at once, `Early.send` what more inputs complete,
     `make_figures` the rest, all in forked processes (the first kind completed after the start in a second
-    one, forked by the first, both at a lower priority); when a process fails, or the second cannot be
+    one, forked by the first); when a process fails, or the second cannot be
     forked, the report's process draws that process's kinds instead."""
     from bench.registry import Registry
 
     monkeypatch.setattr(P, "FIGURES", Registry("figure"))
     report_process = os.getpid()
-    lowered = min(os.nice(0) + P.FIGURE_NICENESS, 19)
 
     def kind(name: str, needs: tuple[str, ...], *, fails_in_child: bool = False) -> None:
         @P.figure(name, needs=needs, caption=name)
@@ -231,7 +230,7 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
             if fails_in_child and os.getpid() != report_process:
                 raise RuntimeError("a figure failing in the figure process")
             path = args[-1] / f"{name}.txt"
-            path.write_text(f"{os.getpid()} {os.getppid()} {os.nice(0)} {args[:-1]}")
+            path.write_text(f"{os.getpid()} {os.getppid()} {args[:-1]}")
             return [path]
 
     real_fork = os.fork
@@ -257,14 +256,12 @@ def test_the_figure_process_draws_and_a_failure_loses_no_figure(tmp_path: Path,
         monkeypatch.setattr(os, "fork", real_fork)
         names = ["first", "second", "last"] + (["fragile"] if case == "a figure fails" else [])
         assert drawn == {name: [folder / f"{name}.txt"] for name in names}
-        pid, parent, niceness = ({name: int(drawn[name][0].read_text().split()[k]) for name in names}
-                                 for k in range(3))
+        pid, parent = ({name: int(drawn[name][0].read_text().split()[k]) for name in names} for k in range(2))
         first_process = [n for n in names if n != "second"]
         assert {pid[n] for n in first_process} == ({report_process} if case == "a figure fails" else {pid["first"]})
         if case == "works":
             assert len({report_process, pid["first"], pid["second"]}) == 3, pid
             assert parent["first"] == report_process and parent["second"] == pid["first"]
-            assert niceness["first"] == niceness["second"] == lowered
         if case == "no second process":
             assert pid["second"] == report_process and pid["first"] != report_process
         if case == "a figure fails":
