@@ -955,10 +955,7 @@ def _figure_process(pipe: Any, inputs: dict[str, Any], folder: Path) -> None:
     """An `Early` process: draw the kinds it is given as their inputs arrive; at the final message, send
     back the paths by kind (None when anything failed: the report's process then draws them)."""
     drawn: dict[str, list[Path]] = {}
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    try:  # matplotlib is imported (`_figure_processes`) and set to Agg (`_draw`) already
         final = False
         while not final:
             new, kinds, final = pipe.recv()
