@@ -15,7 +15,16 @@ from bench.config import build_config
 from bench.data.datasets import discover, select_datasets
 from bench.data.formats import FORMATS
 from bench.data.synthetic import PROFILES, plan
-from bench.data.synthetic_calibration import MEASURED_SHARE, MIN_TEST_VIDEOS, REAL_TEST_FRAMES
+from bench.data.synthetic_calibration import (
+    MEASURED_SHARE,
+    MIN_TEST_VIDEOS,
+    REAL_TEST_FRAMES,
+    fake_share,
+    group_mix,
+    missing_test_videos,
+    needed_test_identities,
+    planned_test_videos,
+)
 
 DEFAULT = build_config(preset="default")
 STUDY = build_config(preset="study")  # full-size test splits: the ones the sizing rule is for
@@ -140,3 +149,31 @@ def test_study_preset_is_the_default_benchmark_over_three_seeds_with_full_test_s
     assert study.data.synthetic_test_scale == 1.0 and DEFAULT.data.synthetic_test_scale < 1.0
     assert dataclasses.replace(study.data, synthetic_test_scale=DEFAULT.data.synthetic_test_scale) == DEFAULT.data
     assert (study.train, study.method) == (DEFAULT.train, DEFAULT.method)
+
+
+def _fewest_by_scan(counts, *, videos_per_identity: int, label_noise: float) -> int:
+    """The definition, by brute force: plan 1, 2, 3, ... identities until the sizing rule holds."""
+    minimum = int(np.ceil(MIN_TEST_VIDEOS / (1.0 - label_noise)))
+    mix, rate = group_mix(counts), fake_share(counts)
+    n = 1
+    while missing_test_videos(counts, *planned_test_videos(n, mix=mix, rate=rate, videos_per_identity=videos_per_identity),
+                              minimum=minimum):
+        n += 1
+    return n
+
+
+def test_the_fewest_test_identities_are_those_a_scan_from_one_finds() -> None:
+    """The search starts above a bound; it must still return the smallest split meeting the rule, for the
+    released tables and for random ones (small groups, groups without fakes, skewed fake shares)."""
+    rng = np.random.default_rng(7)
+    tables = list(REAL_TEST_FRAMES.values())
+    for _ in range(5):  # every group present has real frames: without any, no split could meet the rule
+        present = rng.random(8) > 0.2
+        reals = rng.integers(1, 3000, size=8) * present
+        fakes = rng.integers(0, 6000, size=8) * present * (rng.random(8) > 0.3)
+        tables.append(tuple(zip(reals.tolist(), fakes.tolist(), strict=True)))
+    for i, counts in enumerate(tables):
+        for videos_per_identity, label_noise in ((3, 0.0), (5, 0.25)):
+            expected = _fewest_by_scan(counts, videos_per_identity=videos_per_identity, label_noise=label_noise)
+            got = needed_test_identities(counts, videos_per_identity=videos_per_identity, label_noise=label_noise)
+            assert got == expected, (i, videos_per_identity, label_noise)
