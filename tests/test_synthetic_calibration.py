@@ -156,8 +156,8 @@ def _fewest_by_scan(counts, *, videos_per_identity: int, label_noise: float) -> 
     minimum = int(np.ceil(MIN_TEST_VIDEOS / (1.0 - label_noise)))
     mix, rate = group_mix(counts), fake_share(counts)
     n = 1
-    while missing_test_videos(counts, *planned_test_videos(n, mix=mix, rate=rate, videos_per_identity=videos_per_identity),
-                              minimum=minimum):
+    while missing_test_videos(counts, *planned_test_videos(n, mix=mix, rate=rate,
+                                                           videos_per_identity=videos_per_identity), minimum=minimum):
         n += 1
     return n
 
