@@ -11,7 +11,7 @@ report's own process does not either.
 
 Speed: one file per method on the same grid of panels (heatmaps, ROC grids) is one `_Sheet`, laid out and
 drawn once, each method's artists drawn over a copy of its pixels; layouts are fixed geometry measured
-from the labels, not the constrained layout; PNGs are encoded at a low zlib level.
+from the labels, not the constrained layout; PNGs are encoded without row filters at a low zlib level (`bench.png`).
 
 - `heatmaps`: per method, the train x test matrix of AUC and of intersection F_FPR;
 - `pareto`: fairness against AUC per method with CIs, and the Pareto front;
@@ -35,6 +35,8 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.groups import INTERSECTIONS as INTERSECTION_NAMES
+from bench.png import LEVEL as PNG_LEVEL
+from bench.png import png_bytes
 from bench.registry import Registry
 from bench.store import atomic_write_bytes
 
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 FAIRNESS = "intersection/F_FPR"
 SCOPE_TITLES = {"cross": "cross-domain", "intra": "intra-domain"}
 DPI = 130
-PNG_LEVEL = 1  # zlib level of the PNG files: fast to write, a little larger
 
 Draw = Callable[..., list[Path]]
 FIGURES: Registry[Draw] = Registry("figure")
@@ -100,16 +101,8 @@ def _save(fig: Figure, path: Path, *, tight: bool = False) -> Path:
 
 
 def _png(fig: Figure) -> bytes:
-    """What the Agg canvas of ``fig`` holds now, as PNG bytes. The figures are opaque, so RGB (no alpha
-    channel) at zlib level `PNG_LEVEL`: RGBA at the default level 6 was a third of the figures' time, and
-    its files were no smaller (the report's 30 PNGs: 6.1 MB then, 5.3 MB now)."""
-    from PIL import Image
-
-    width, height = fig.canvas.get_width_height(physical=True)
-    rgba = Image.frombuffer("RGBA", (width, height), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buffer = io.BytesIO()
-    rgba.convert("RGB").save(buffer, format="PNG", compress_level=PNG_LEVEL)
-    return buffer.getvalue()
+    """What the Agg canvas of ``fig`` holds now, as PNG bytes (`bench.png`: the figures are opaque, so RGB)."""
+    return png_bytes(np.asarray(fig.canvas.buffer_rgba()))
 
 
 class _Sheet:
@@ -171,6 +164,17 @@ def _text_extent(fig: Figure, texts: Sequence[str], size: float) -> tuple[float,
     font = FontProperties(size=size)
     extents = [renderer.get_text_width_height_descent(t, font, ismath=False)[:2] for t in texts] or [(0.0, 0.0)]
     return max(w for w, _ in extents) / fig.dpi, max(h for _, h in extents) / fig.dpi
+
+
+def _line_pitch(fig: Figure, size: float) -> float:
+    """The distance in pixels between the baselines of two lines of a text at ``size`` points and line
+    spacing 1, measured on ``fig`` (matplotlib's rule for it has changed between its versions)."""
+    renderer = fig.canvas.get_renderer()
+    one, two = (fig.text(0, 0, text, fontsize=size, linespacing=1.0) for text in ("0", "0\n0"))
+    pitch = two.get_window_extent(renderer).height - one.get_window_extent(renderer).height
+    one.remove()
+    two.remove()
+    return pitch
 
 
 def _inches(fig: Figure, left: float, bottom: float, width: float, height: float) -> list[float]:
@@ -614,7 +618,7 @@ class _RocPanel:
     drawn per file. Matplotlib's own legend laid itself out on every draw: a quarter of the grids' time."""
 
     def __init__(self, ax: Any, groups: Sequence[int], palette: Sequence[Any], *, text: tuple[float, float],
-                 value_w: float) -> None:
+                 value_w: float, pitch: float) -> None:
         from matplotlib.lines import Line2D
         from matplotlib.patches import FancyBboxPatch
         from matplotlib.transforms import Affine2D, Bbox
@@ -630,7 +634,7 @@ class _RocPanel:
         self.curves = {g: ax.add_line(Line2D([], [], lw=1.1, color=palette[g], animated=True)) for g in groups}
         box = FancyBboxPatch((-width, 0), width, height, boxstyle=f"round,pad=0,rounding_size={0.2 * size}",
                              transform=corner, facecolor="white", edgecolor="0.8", lw=0.8, animated=True)
-        legend, self.values = [box], []
+        legend = [box]
         for k, g in enumerate(groups):  # first group at the top
             middle = height - pad - k * (row + gap) - row / 2
             baseline = middle - 0.36 * size
@@ -638,8 +642,11 @@ class _RocPanel:
                                  transform=corner, animated=True))
             legend.append(fig.text(-width + pad + handle + text_gap, baseline, INTERSECTION_NAMES[g], fontsize=size,
                                    transform=corner, animated=True))
-            self.values.append(fig.text(-pad, baseline, "", fontsize=size, ha="right", transform=corner,
-                                        animated=True))
+        # The AUC values: one text of a line per group, its lines as far apart as the legend's rows (one
+        # text artist per panel instead of one per value: most of the cost of drawing a text is per artist).
+        last = height - pad - (len(groups) - 1) * (row + gap) - row / 2 - 0.36 * size  # baseline of the last
+        self.values = fig.text(-pad, last, "", fontsize=size, ha="right", va="baseline", transform=corner,
+                               linespacing=(row + gap) * fig.dpi / 72 / pitch, animated=True)
         for artist in legend:
             if artist.figure is None:
                 fig.add_artist(artist)
@@ -648,9 +655,11 @@ class _RocPanel:
 
     def show(self, drawn: Sequence[tuple[int, np.ndarray, np.ndarray, float]]) -> None:
         """Show one file's curves and their AUC values (the groups are those the panel was made for)."""
-        for (g, fpr, tpr, auc), value in zip(drawn, self.values, strict=True):
+        for g, fpr, tpr, _ in drawn:
             self.curves[g].set_data(fpr, tpr)
-            value.set_text(f"{100 * auc:.0f}")
+        if [g for g, *_ in drawn] != list(self.curves):
+            raise ValueError(f"curves of groups {[g for g, *_ in drawn]} for a panel of groups {list(self.curves)}")
+        self.values.set_text("\n".join(f"{100 * auc:.0f}" for *_, auc in drawn))
 
 
 def _roc_sheet(trains: list[str], tests: list[str], key: Any) -> _Sheet:
@@ -663,6 +672,7 @@ def _roc_sheet(trains: list[str], tests: list[str], key: Any) -> _Sheet:
     title_h = _text_extent(fig, [f"{t} → {t} (intra)" for t in trains], 8)[1]
     name_w, row = _text_extent(fig, [f"{n} " for n in INTERSECTION_NAMES], LEGEND_SIZE)
     value_w = _text_extent(fig, ["100"], LEGEND_SIZE)[0]
+    pitch = _line_pitch(fig, LEGEND_SIZE)
     pt = 1 / 72
     left = label_h + 4 * pt + tick_w + 3.5 * pt + 6 * pt + 0.1  # y label, pad, tick labels, pad, tick
     below = tick_h + 3.5 * pt + 6 * pt + 4 * pt + label_h + 0.1
@@ -692,12 +702,12 @@ def _roc_sheet(trains: list[str], tests: list[str], key: Any) -> _Sheet:
             if j == 0:
                 ax.set_ylabel("TPR")
             parts[(train, test)] = _RocPanel(ax, cells[(train, test)], palette, text=(name_w * 72, row * 72),
-                                             value_w=value_w * 72)
+                                             value_w=value_w * 72, pitch=pitch)
     parts["title"] = fig.suptitle("", fontsize=11, y=1 - 0.1 / fig.get_size_inches()[1], va="top", animated=True)
     panels = [p for p in parts.values() if isinstance(p, _RocPanel)]
     return _Sheet(fig, key, parts, below=[c for p in panels for c in p.curves.values()],
                   stickers=[(p.legend, p.legend_box) for p in panels],
-                  above=[*(v for p in panels for v in p.values), parts["title"]])
+                  above=[*(p.values for p in panels), parts["title"]])
 
 
 # ============================================================================================ CD diagram

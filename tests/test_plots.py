@@ -365,3 +365,26 @@ def test_group_rates_legend_covers_no_bar() -> None:
     for ax in fig.axes:
         assert not boxes_overlap(box, ax.bbox)
     assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+
+
+def test_each_roc_legend_value_stands_on_the_baseline_of_its_group_name(tmp_path: Path) -> None:
+    """The AUC values of a legend are one text of a line per group: each line's ink ends on the same pixel
+    row as its group name's (names and digits have no descenders), for a legend of three rows and one of
+    eight."""
+    rng = np.random.default_rng(5)
+    for groups in ([0, 3, 6], list(range(8))):
+        sheet = P._roc_sheet(["dA"], ["dB"], (["dA"], ["dB"], {("dA", "dB"): groups}))
+        panel = sheet.parts[("dA", "dB")]
+        panel.show([(g, np.sort(rng.random(5)), np.sort(rng.random(5)), rng.uniform(0.5, 0.99)) for g in groups])
+        image = mpimg.imread(sheet.write(tmp_path / f"roc_{len(groups)}.png"))[..., :3]
+        box = panel.legend_box
+        rows = slice(image.shape[0] - int(box.y1), image.shape[0] - int(box.y0))
+        names = image[rows, int(box.x0 + 0.35 * box.width):int(box.x0 + 0.6 * box.width)]
+        values = image[rows, int(box.x1 - 0.15 * box.width):int(box.x1)]
+
+        def ink_bottoms(column: np.ndarray) -> list[int]:
+            ink = (column.mean(axis=-1) < 0.5).any(axis=1)  # dark text; the box edge is light grey
+            return [i for i in range(len(ink) - 1) if ink[i] and not ink[i + 1]]
+
+        assert len(ink_bottoms(names)) == len(groups)
+        assert ink_bottoms(values) == ink_bottoms(names), groups
