@@ -844,8 +844,9 @@ class Early:
     never by the report's process. `send` hands over report inputs as the report computes them (the
     prediction files first, from which the ROC grids are drawn: most of the figures' time), and `finish`
     the rest; each process gets only the inputs its kinds need. The kinds they complete are shared out as
-    they come: the first to the first process, the next to the second while it has none (the heatmaps),
-    the others to the first, so both cores draw. `finish` waits for both and returns the paths of every
+    they come, each to the process given fewer kinds so far (the first on a tie): on the default grid the
+    ROC grids, group-rate bars and CD diagrams to the first, the heatmaps and the Pareto plot to the second,
+    so both cores draw until the end. `finish` waits for both and returns the paths of every
     kind. (They draw at the report's priority: at a lower one they waited through the bootstrap and
     finished after the tables, 2-3 s later on the default grid.) When a process fails, or none can start
     (one core, no fork), the report's process draws its kinds, so no figure is lost.
@@ -907,7 +908,7 @@ class Early:
         given = {name for kinds in self._kinds for name in kinds}
         for entry in FIGURES.entries():
             if entry.name not in given and all(n in self.inputs for n in entry.meta["needs"]):
-                self._kinds[1 if self._kinds[0] and not self._kinds[1] else 0].append(entry.name)
+                self._kinds[1 if len(self._kinds[1]) < len(self._kinds[0]) else 0].append(entry.name)
         for i, (_, pipe) in enumerate(self._workers):
             if pipe is None:
                 continue

@@ -111,6 +111,8 @@ def _build(store: Store, destination: Store, settings: ReportSettings, early: An
         early.send(ready)
     sig = significance.significance(tidy, resampled, test_sets, baseline=baseline, alpha=settings.alpha)
     board = tables.leaderboard(tidy, resampled, alpha=settings.alpha, significance=sig)
+    if early is not None:  # the Pareto plot and the CD diagrams need only the leaderboard now
+        early.send({"board": board})
     frames = _tables(tidy, board, sig, runs, settings, ready)
     if fits is not None:
         from bench.postprocess import effect_table
