@@ -203,6 +203,7 @@ HEATMAP_PANELS = (("AUC", "AUC (%), higher is better", "viridis"),
                   (FAIRNESS, "intersection F_FPR (pp), lower is fairer", "rocket_r"))
 CELL = (0.8, 0.62)  # inches per heatmap cell (width, height)
 TICK_SIZE, LABEL_SIZE, ANNOT_SIZE = 9.9, 10.8, 8  # points: `_style`'s tick and label sizes; annotations
+DARK, LIGHT = ".15", "white"  # annotation colours: on light cells, on dark ones
 
 
 @figure("heatmaps", needs=("pairs",),
@@ -236,6 +237,7 @@ def _heatmap_sheet(trains: list[str], tests: list[str], panels: Sequence[tuple[s
     tick_w, tick_h = _text_extent(fig, [*trains, *tests], TICK_SIZE)
     bar_w, _ = _text_extent(fig, ["100.0"], TICK_SIZE)
     label_h = _text_extent(fig, ["train domain"], LABEL_SIZE)[1]
+    pitch = _line_pitch(fig, ANNOT_SIZE)
     pt = 1 / 72
     left = label_h + 4 * pt + tick_w + 3.5 * pt + 0.1  # y label, its pad, tick labels, their pad
     below = tick_w * 0.5 + tick_h * 0.87 + 3.5 * pt + 4 * pt + label_h + 0.15  # labels turned 30 degrees
@@ -268,11 +270,16 @@ def _heatmap_sheet(trains: list[str], tests: list[str], panels: Sequence[tuple[s
         colorbar.outline.set_linewidth(0)
         cax.tick_params(labelsize=TICK_SIZE, length=0)
         cax.set_animated(True)
-        cells = [[ax.text(j + 0.5, i + 0.5, "", ha="center", va="center", fontsize=ANNOT_SIZE, animated=True)
-                  for j in range(len(tests))] for i in range(len(trains))]
+        # A column's annotations as two texts, a line per cell: one dark (on light cells), one white (on dark
+        # cells), each blank where the other or no value shows; lines a cell apart. Two text artists per
+        # column instead of one per cell: most of the cost of drawing a text is per artist.
+        spacing = grid_h * fig.dpi / len(trains) / pitch
+        cells = [tuple(ax.text(j + 0.5, len(trains) / 2, "", ha="center", va="center", fontsize=ANNOT_SIZE,
+                               color=colour, linespacing=spacing, animated=True) for colour in (DARK, LIGHT))
+                 for j in range(len(tests))]
         boxes = [ax.add_patch(Rectangle((tests.index(train), i), 1, 1, fill=False, lw=1.5, ec="black", animated=True))
                  for i, train in enumerate(trains) if train in tests]  # the intra-domain cells
-        animated += [mesh, *(t for row in cells for t in row), *boxes, cax]
+        animated += [mesh, *(t for column in cells for t in column), *boxes, cax]
         meshes.append(mesh)
         texts.append(cells)
     title = fig.suptitle("", fontsize=11, y=1 - 0.12 / fig.get_size_inches()[1], va="top", animated=True)
@@ -293,13 +300,13 @@ def _heatmap_fill(sheet: _Sheet, method: str, rows: pd.DataFrame) -> None:
         mesh.set_array(values)
         mesh.set_clim(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))
         colours = mesh.to_rgba(values)
-        for i, row in enumerate(cells):
-            for j, text in enumerate(row):
-                shown = bool(np.isfinite(matrix[i, j]))
-                text.set_visible(shown)
-                if shown:
-                    text.set_text(f"{matrix[i, j]:.1f}")
-                    text.set_color(".15" if _luminance(colours[i, j]) > 0.408 else "white")
+        for j, column_texts in enumerate(cells):
+            dark = [_luminance(colours[i, j]) > 0.408 for i in range(len(trains))]
+            for text, on_light in zip(column_texts, (True, False), strict=True):
+                lines = [f"{matrix[i, j]:.1f}" if np.isfinite(matrix[i, j]) and dark[i] == on_light else ""
+                         for i in range(len(trains))]
+                text.set_text("\n".join(lines))
+                text.set_visible(any(lines))
     sheet.parts["title"].set_text(f"{method}: train x test (mean over seeds; boxed = intra-domain)")
 
 

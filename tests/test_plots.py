@@ -150,10 +150,15 @@ def test_heatmap_cells_show_the_seed_means_of_the_table() -> None:
     sheet = P._heatmap_sheet(["dA", "dB"], ["dA", "dB", "dC"], P.HEATMAP_PANELS)
     for method, values in (("a", PAIRS_A), ("b", PAIRS_B)):
         P._heatmap_fill(sheet, method, rows[rows["method"] == method])
-        for panel, (texts, to_value) in enumerate(zip(sheet.parts["texts"], (lambda v: v, lambda v: 100 - v / 2),
-                                                      strict=True)):
-            shown = {(train, test): texts[i][j].get_text() for i, train in enumerate(["dA", "dB"])
-                     for j, test in enumerate(["dA", "dB", "dC"]) if texts[i][j].get_visible()}
+        for panel, (columns, to_value) in enumerate(zip(sheet.parts["texts"], (lambda v: v, lambda v: 100 - v / 2),
+                                                        strict=True)):
+            shown = {}  # a column's texts hold a line per train domain, blank where the other text shows it
+            for test, texts in zip(["dA", "dB", "dC"], columns, strict=True):
+                lines = [t.get_text().split("\n") if t.get_visible() else ["", ""] for t in texts]
+                for train, dark, light in zip(["dA", "dB"], *lines, strict=True):
+                    assert not (dark and light), (method, panel, train, test)
+                    if dark or light:
+                        shown[(train, test)] = dark or light
             expected = {pair: f"{sum(map(to_value, vs)) / len(vs):.1f}" for pair, vs in values.items()}
             assert shown == expected, (method, panel)
     assert expected[("dA", "dA")] == "74.0"  # the fairness gap of b's one seed: 100 - 52 / 2
