@@ -13,10 +13,11 @@ whose per-replicate computation does not exist or does not return one value per 
 
 Besides the registry: plain array functions in the manner of scikit-learn (`auc`, `accuracy`,
 `average_precision`, `eer`, `video_auc`, `log_loss`, `brier_score`, `group_auc`, `group_table`),
-`fairness_gaps` (every fairness metric from count arrays), and `compute_metrics`, the report's entry
-point: a predictions table in, a tidy table out, with one sort of the scores shared by every ranking
-metric and one grouping pass per attribute. The arrays these stand on (validation, `Samples`,
-`GroupStats`, the exact cores) live in `bench.metric_core`. No torch here: analysis code starts fast.
+`fairness_gaps` (every fairness metric from count arrays), and `compute_metrics`: a predictions table in,
+a tidy table out, with one sort of the scores shared by every ranking metric and one grouping pass per
+attribute (the report's entry point, `metric_rows_of`, does the same for many tables at once). The arrays
+these stand on (validation, `Samples`, `GroupStats`, the exact cores) live in `bench.metric_core`. No torch
+here: analysis code starts fast.
 
 The module is longer than the project's 600-line guide on purpose: it is the one file a metric is added
 to (docs/CONTRIBUTING.md), one short registered function per metric with its formula in the docstring,

@@ -1,11 +1,11 @@
 """The tidy metrics table: one row per (job, test domain, attribute, metric), and the views of it that every
 other table starts from, computed once.
 
-`tidy_metrics` runs `bench.metrics.compute_metrics` on every prediction file; a `Tidy` holds the result
-with its leaderboard column names ("AUC", "intersection/F_FPR") and, on first use, the main runs (controls
-left out), the per-seed scope averages and the per-pair seed means, so that the leaderboards, the paper
-tables, the significance tests and the Friedman test all read the same frames instead of each filtering
-and grouping the table again. No torch.
+`tidy_metrics` computes `bench.metrics.compute_metrics`'s rows of every prediction file (`metric_rows_of`, a
+share of the files per core); a `Tidy` holds the result with its leaderboard column names ("AUC",
+"intersection/F_FPR") and, on first use, the main runs (controls left out), the per-seed scope averages and
+the per-pair seed means, so that the leaderboards, the paper tables, the significance tests and the Friedman
+test all read the same frames instead of each filtering and grouping the table again. No torch.
 """
 
 from __future__ import annotations
