@@ -195,7 +195,13 @@ def as_min_group_size(value: Any) -> int:
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den elementwise, NaN where den == 0 (an undefined rate is NaN, never 0)."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den > 0)
+    out = np.empty(np.broadcast(num, den).shape)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a plain division (a masked one is about 3x slower) ...
+        np.divide(num, den, out=out)
+    undefined = ~(den > 0)
+    if undefined.any():  # ... then NaN where the denominator is not positive
+        out[np.broadcast_to(undefined, out.shape)] = np.nan
+    return out
 
 
 def rank_auc_sorted(y: np.ndarray, s: np.ndarray, g: np.ndarray | None, n_groups: int) -> np.ndarray:
@@ -407,7 +413,37 @@ class GroupStats:
     def spread(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """`spread` of ``values`` over ``mask``, made once per (values, mask) pair (several metrics share
         a gap: F_FPR and F_MEO, say)."""
-        return self._shared(("spread",), (values, mask), lambda: spread(values, mask))
+        def make() -> np.ndarray:
+            hi, lo = self.extreme(np.maximum, values, mask), self.extreme(np.minimum, values, mask)
+            return np.where(self.count(mask) >= 2, hi - lo, np.nan)
+
+        return self._shared(("spread",), (values, mask), make)
+
+    def extreme(self, ufunc: np.ufunc, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The largest (``np.maximum``) or smallest (``np.minimum``) of ``values`` over the groups in ``mask``
+        (-inf, resp. inf, where none is), made once per (values, mask) pair: a gap's minimum is also the
+        worst group's value, and the smallest group's n serves every metric over the same mask."""
+        fill = -np.inf if ufunc is np.maximum else np.inf
+
+        def make() -> np.ndarray:
+            if values.shape == mask.shape and values.ndim > 1 and values.shape[-1] <= _FEW_GROUPS:
+                return ufunc.reduce(np.where(self.front(mask), self.front(values), fill), axis=0, initial=fill)
+            return group_reduce(ufunc, np.where(mask, values, fill), fill)
+
+        return self._shared(("extreme", ufunc.__name__), (values, mask), make)
+
+    def front(self, values: np.ndarray) -> np.ndarray:
+        """``values`` with the group axis first, in C order (see `group_reduce`), made once per array."""
+        return self._shared(("front",), (values,), lambda: np.ascontiguousarray(np.moveaxis(values, -1, 0)))
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """`count_groups` of ``mask``, made once per mask."""
+        def make() -> np.ndarray:
+            if mask.ndim > 1 and mask.shape[-1] <= _FEW_GROUPS:
+                return self.front(mask).sum(axis=0, dtype=np.int64)
+            return count_groups(mask)
+
+        return self._shared(("count",), (mask,), make)
 
     def either(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``a | b``, made once; ``a`` itself when both are the same mask."""
@@ -417,8 +453,8 @@ class GroupStats:
         """For the groups in ``mask``: whether at least two enter, how many, and the smallest group's n
         (NaN where none does); made once per mask."""
         def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            k = count_groups(mask)
-            smallest = group_reduce(np.minimum, np.where(mask, self.n, np.inf), np.inf)
+            k = self.count(mask)
+            smallest = self.extreme(np.minimum, self.n, mask)
             return k >= 2, k, np.where(k > 0, smallest, np.nan)
 
         return self._shared(("entering",), (mask,), make)
@@ -490,4 +526,4 @@ def deviation_sum(values: np.ndarray, pooled: np.ndarray, mask: np.ndarray) -> n
 
 def worst(stats: GroupStats, values: np.ndarray, needs: Needs) -> MetricValue:
     mask = usable(stats, values, needs)
-    return entered(stats, mask, group_reduce(np.minimum, np.where(mask, values, np.inf), np.inf))
+    return entered(stats, mask, stats.extreme(np.minimum, values, mask))

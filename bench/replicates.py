@@ -294,6 +294,7 @@ class _PairLayout:
     real: np.ndarray            # (n0,) the same for the reals
     real_local: np.ndarray
     fake_slices: list[tuple[int, slice]]  # (fine group, its fake cells: rows of Psi)
+    fake_blocks: list[np.ndarray]  # per fake slice, its columns of c_fake (B, cells) in C order
     real_fine: np.ndarray       # fine groups with reals, in the column order of Psi
     real_starts: np.ndarray     # where each of them starts among the columns
     masks: dict[str, np.ndarray]  # per grouping: (F, G) 1 where a fine group belongs to a group
@@ -365,7 +366,9 @@ class _PairLayout:
         fake_w, real_w = c_fake @ fake_onehot, c_real @ real_onehot
         single_sums = single and bool((fake_w.sum(axis=1) * real_w.sum(axis=1)).max(initial=0.0) <= _EXACT_SINGLE)
         return cls(fake=fake, fake_local=fake_local, real=real, real_local=real_local,
-                   fake_slices=slices, real_fine=real_fine[real_starts], real_starts=real_starts, masks=masks,
+                   fake_slices=slices, fake_blocks=[np.ascontiguousarray(c_fake[:, cells], dtype=np.float32 if single
+                                                                         else np.float64) for _, cells in slices],
+                   real_fine=real_fine[real_starts], real_starts=real_starts, masks=masks,
                    c_fake=c_fake.astype(np.float32) if single else c_fake,
                    c_real=c_real.astype(np.float32) if single_sums else c_real,
                    fake_w=fake_w, real_w=real_w, single=single, single_sums=single_sums)
@@ -378,20 +381,26 @@ class _PairLayout:
 
     def apply(self, psi: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
         """{grouping: per-group AUC (b, G)} of the replicates ``rows`` for the pair matrix ``psi``."""
-        c_fake, c_real = self.c_fake[rows], self.c_real[rows]
+        c_real = self.c_real[rows]
         b, n_fine = c_real.shape[0], next(iter(self.masks.values())).shape[0]
-        pairs = np.zeros((b, n_fine, n_fine))  # numerators: fakes of fine group f1 against reals of f2
+        # numerators, replicates last: fakes of fine group f1 against reals of f2, pairs[f1, f2, replicate]
+        pairs = np.zeros((n_fine, n_fine, b))
         if self.real_starts.size:
-            for f1, cells in self.fake_slices:  # contiguous blocks: one GEMM's worth of work in all
-                against = c_fake[:, cells] @ psi[cells]
+            # one GEMM's worth of work in all; each block's draw counts are contiguous (as a strided slice of
+            # c_fake, the products took about 1.5 times as long)
+            for (f1, cells), c_fake in zip(self.fake_slices, self.fake_blocks, strict=True):
+                against = c_fake[rows] @ psi[cells]
                 if not self.single_sums:
                     against = against.astype(np.float64)
                 against *= c_real  # exact: a whole number of halves times a whole number
-                pairs[:, f1, self.real_fine] = np.add.reduceat(against, self.real_starts, axis=1)
+                pairs[f1, self.real_fine] = np.add.reduceat(against, self.real_starts, axis=1).T
         fake_w, real_w = self.fake_w[rows], self.real_w[rows]
         out = {}
         for key, mask in self.masks.items():
-            numerator = np.einsum("bfg,fg->bg", pairs @ mask, mask)
+            # numerator[g] = the sum over f1, f2 in g of pairs[f1, f2]: every term and partial sum is exact, so
+            # the order of summing changes no bit
+            inner = np.tensordot(mask, pairs, axes=(0, 0))  # (G, f2, b): the sums over f1 within each group
+            numerator = np.einsum("ghb,hg->bg", inner, mask)
             out[key] = ratio(numerator, (fake_w @ mask) * (real_w @ mask))
         return out
 
@@ -419,7 +428,8 @@ def _pair_matrix(s_fake: np.ndarray, a: np.ndarray, n_a: int, s_real: np.ndarray
     grid): a row holds, at each grid score, twice the number of the row cluster's samples beyond it (above
     it for fakes, below it for reals), a tie counting once: a cumulative sum along the grid. Reading the
     block at each column sample's score and summing per column cluster gives 2 Psi. The orientation with
-    the smaller block is used, a block of rows at a time.
+    the smaller block is used, a block of rows at a time (stored grid down, so the sums per column cluster are
+    one sparse product).
     """
     if n_a == 0 or n_b == 0:
         return np.zeros((n_a, n_b))
@@ -430,9 +440,9 @@ def _pair_matrix(s_fake: np.ndarray, a: np.ndarray, n_a: int, s_real: np.ndarray
     return _pair_rows(b, s_real, n_b, a, s_fake, n_a, above=False).T
 
 
-# Rows of the dense block per step in `_pair_rows`: about this many cells, so that a step's block stays in
-# the core's cache through the cumulative sum, the gather and the sums per cluster (measured: a block of the
-# whole matrix, megabytes, took twice as long).
+# Row clusters of the dense block per step in `_pair_rows`: about this many cells, so that a step's block
+# stays in the core's cache through the cumulative sum and the sparse product (measured: a block of the
+# whole matrix, megabytes, took twice as long; half or twice this many cells, longer too).
 _BLOCK_CELLS = 65_536
 
 
@@ -443,9 +453,10 @@ def _pair_rows(row_cluster: np.ndarray, row_score: np.ndarray, n_rows: int, col_
     grid = np.unique(col_score)
     n_grid = grid.shape[0]
     col_order = np.argsort(col_cluster, kind="stable")
-    col_at = np.searchsorted(grid, col_score[col_order])  # exact positions on the grid
-    col_starts = np.flatnonzero(np.diff(col_cluster[col_order], prepend=-1))  # every cluster has samples
-    col_sizes = np.diff(np.append(col_starts, col_at.shape[0]))
+    col_sizes = np.bincount(col_cluster, minlength=n_cols)
+    # (n_cols, n_grid): how many samples of each column cluster sit at each grid score (exact positions)
+    at = sparse.csr_matrix((np.ones(col_order.shape[0], dtype=np.int64), np.searchsorted(grid, col_score[col_order]),
+                            np.concatenate(([0], np.cumsum(col_sizes)))), shape=(n_cols, n_grid))
     # A row sample x marks the grid at left(x) and at right(x) (the first grid score >= x and > x; the same
     # point unless x is on the grid). Cumulated along the grid, C[u] = sum of marks at <= u is twice the
     # row samples below grid[u], a tie counting once; twice those above it is 2 n_row - C[u]. All in
@@ -456,19 +467,22 @@ def _pair_rows(row_cluster: np.ndarray, row_score: np.ndarray, n_rows: int, col_
     rows_sorted, left, right = row_cluster[row_order], left[row_order], right[row_order]
     row_sizes = np.bincount(row_cluster, minlength=n_rows)
     width = n_grid + 1
-    twice = np.empty((n_rows, n_cols), dtype=np.int64)
-    step = max(1, _BLOCK_CELLS // max(width, col_at.shape[0]))
+    # The block holds the grid down and a step of row clusters across, so that the cumulative sum adds whole
+    # rows and the sums per column cluster are one sparse product (along the grid, the sums over a cluster's
+    # few samples were short segments, slow to add).
+    twice = np.empty((n_cols, n_rows), dtype=np.int64)
+    step = max(1, _BLOCK_CELLS // max(width, col_order.shape[0]))
     for first in range(0, n_rows, step):
         last = min(n_rows, first + step)
         lo, hi = np.searchsorted(rows_sorted, [first, last])
-        base = (rows_sorted[lo:hi] - first) * width
-        marks = np.bincount(np.concatenate((base + left[lo:hi], base + right[lo:hi])),
-                            minlength=(last - first) * width).reshape(last - first, width)
-        below = np.cumsum(marks[:, :n_grid], axis=1)
-        twice[first:last] = np.add.reduceat(below[:, col_at], col_starts, axis=1)
+        across = rows_sorted[lo:hi] - first
+        k = last - first
+        marks = np.bincount(np.concatenate((left[lo:hi] * k + across, right[lo:hi] * k + across)),
+                            minlength=width * k).reshape(width, k)
+        twice[:, first:last] = at @ np.cumsum(marks[:n_grid], axis=0)
     if above:  # sum over a column cluster of 2 n_row - C[u]
-        twice = 2 * row_sizes[:, None] * col_sizes[None, :] - twice
-    return twice * 0.5
+        twice = 2 * col_sizes[:, None] * row_sizes[None, :] - twice
+    return twice.T * 0.5
 
 
 @dataclass(frozen=True, eq=False)

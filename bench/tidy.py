@@ -1,11 +1,11 @@
 """The tidy metrics table: one row per (job, test domain, attribute, metric), and the views of it that every
 other table starts from, computed once.
 
-`tidy_metrics` runs `bench.metrics.compute_metrics` on every prediction file; a `Tidy` holds the result
-with its leaderboard column names ("AUC", "intersection/F_FPR") and, on first use, the main runs (controls
-left out), the per-seed scope averages and the per-pair seed means, so that the leaderboards, the paper
-tables, the significance tests and the Friedman test all read the same frames instead of each filtering
-and grouping the table again. No torch.
+`tidy_metrics` computes `bench.metrics.compute_metrics`'s rows of every prediction file (`metric_rows_of`, a
+share of the files per core); a `Tidy` holds the result with its leaderboard column names ("AUC",
+"intersection/F_FPR") and, on first use, the main runs (controls left out), the per-seed scope averages and
+the per-pair seed means, so that the leaderboards, the paper tables, the significance tests and the Friedman
+test all read the same frames instead of each filtering and grouping the table again. No torch.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.forkmap import fork_map
-from bench.metrics import METRICS, RESULT_COLUMNS, metric_rows, result_frame
+from bench.forkmap import available_cores, fork_map
+from bench.metrics import METRICS, RESULT_COLUMNS, metric_rows_of, result_frame
 from bench.predictions import PredictionFile, ReportSettings, load_predictions
 from bench.store import Store
 
@@ -66,10 +66,15 @@ class Tidy:
 
 def tidy_metrics(files: list[PredictionFile], settings: ReportSettings) -> Tidy:
     """The tidy table: one row per (job, test domain, attribute, metric) with value and evidence."""
-    point = partial(metric_rows, metrics=settings.metrics, threshold=settings.threshold, policy=settings.policy,
+    point = partial(metric_rows_of, metrics=settings.metrics, threshold=settings.threshold, policy=settings.policy,
                     min_group_size=settings.min_group_size)
+    # one share of the files per core, each share's fairness metrics evaluated on its stacked counts
+    shares = max(1, min(available_cores(), len(files)))
+    per_file: list[list[dict[str, Any]]] = [[] for _ in files]
+    for k, share_rows in enumerate(fork_map(point, [[f.frame for f in files[k::shares]] for k in range(shares)])):
+        per_file[k::shares] = share_rows
     rows = []
-    for f, file_rows in zip(files, fork_map(point, [f.frame for f in files]), strict=True):
+    for f, file_rows in zip(files, per_file, strict=True):
         keys = {"job": f.run.job_id, **f.keys, "scope": f.scope, "file": f.index}
         rows += [{**row, **keys} for row in file_rows]
     first = [*KEYS, "scope", "attribute", "metric", "value"]

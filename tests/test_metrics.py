@@ -394,6 +394,52 @@ def test_fairness_gaps_matches_compute_metrics_and_selects() -> None:
         M.fairness_gaps([1, 2], [1, 2], [1, 2], [1])
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN slice")  # the one-table metric below, on a table's unknown groups
+@pytest.mark.parametrize("policy", list(M.POLICIES))
+def test_metric_rows_of_several_tables_equal_each_table_alone(policy: str) -> None:
+    """`metric_rows_of` stacks the per-group counts of tables whose attribute has as many groups and evaluates
+    each bootstrapped fairness metric once on the stack; every row equals fairness_gaps on that table's own
+    (G,) counts to the last bit (tables with other group counts, an attribute with no known group, and a
+    fairness metric that handles one table's counts only, evaluated table by table)."""
+    from bench.metric_core import Samples, per_group
+
+    def scalar_gap(q: M.GroupStats) -> M.MetricValue:
+        """Works on one table's (G,) counts only."""
+        return M.MetricValue(float(np.nanmax(q.pr) - np.nanmin(q.pr)), 2, 1)
+
+    fewer = random_predictions(200, seed=2).assign(race=lambda d: d["race"] % 3)
+    fewer["intersection"] = fewer["gender"] * 4 + fewer["race"]  # codes 0..6, one of them never used
+    tables = [random_predictions(300, seed=1), fewer, random_predictions(250, seed=3),
+              random_predictions(150, seed=4).assign(gender=-1)]
+    M.register_metric("throwaway", kind="fairness", higher_is_better=False, unit="%", description="x",
+                      bootstrapped=False)(scalar_gap)
+    try:
+        together = M.metric_rows_of(tables, policy=policy, min_group_size=2)
+        names = [*FAIRNESS, "throwaway"]
+        for table, rows in zip(tables, together, strict=True):
+            pd.testing.assert_frame_equal(M.result_frame(rows), M.compute_metrics(table, policy=policy,
+                                                                                  min_group_size=2), check_exact=True)
+            assert [(r["attribute"], r["metric"]) for r in rows] == [("all", m) for m in DETECTION] + [
+                (a, m) for a in ("gender", "race", "intersection") for m in names]
+            data = Samples(table["label"].to_numpy(), table["score"].to_numpy().astype(float))
+            for attribute in ("gender", "race", "intersection"):
+                counts, aucs = per_group(data, table[attribute].to_numpy())
+                if counts[0].size == 0:
+                    counts, aucs = (np.zeros(1),) * 4, np.full(1, np.nan)
+                want = M.fairness_gaps(*counts, aucs, metrics=FAIRNESS, policy=policy, min_group_size=2)
+                want["throwaway"] = scalar_gap(M.GroupStats(*counts, auc=aucs, policy=policy, min_group_size=2))
+                got = {r["metric"]: r for r in rows if r["attribute"] == attribute}
+                for name, result in want.items():
+                    row = got[name]
+                    np.testing.assert_equal(row["value"], float(result.value) * 100, err_msg=f"{attribute} {name}")
+                    np.testing.assert_equal(row["n_groups"], float(result.n_groups))
+                    np.testing.assert_equal(row["min_group_n"], float(result.min_group_n))
+    finally:
+        M.METRICS.remove("throwaway")
+    with pytest.raises(BenchError, match="no column 'race'"):
+        M.metric_rows_of([tables[0], tables[1].drop(columns="race")])
+
+
 # ------------------------------------------------------------------------------------------ compute_metrics
 def test_compute_metrics_table_shape_and_units() -> None:
     d = random_predictions(500, seed=11)
@@ -512,3 +558,14 @@ def test_array_functions_validate() -> None:
         M.auc([0, 1, 1], [0.1, 0.2])
     with pytest.raises(BenchError, match="groups must hold integer"):
         M.group_table([0, 1], [0.1, 0.2], [0.5, 1])
+
+
+def test_ratio_is_nan_where_the_denominator_is_not_positive() -> None:
+    """An undefined rate is NaN, never 0 or inf, wherever the denominator sits (broadcast or 0-d)."""
+    from bench.metric_core import ratio
+
+    got = ratio(np.array([[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]]), np.array([0.0, 2.0, -1.0]))
+    np.testing.assert_array_equal(got, [[np.nan, 1.0, np.nan], [np.nan, 2.0, np.nan]])
+    column = ratio(np.array([0.0, 1.0]), np.array([[0.0], [4.0]]))
+    np.testing.assert_array_equal(column, [[np.nan, np.nan], [0.0, 0.25]])
+    assert np.isnan(ratio(1, 0)) and ratio(1, 4) == 0.25 and ratio(3, 4).shape == ()
