@@ -165,18 +165,22 @@ def nan_quantiles(values: Any, quantiles: Sequence[float], *, axis: int = -1) ->
     a slice has no defined value: the same numbers, computed for every slice at once.
 
     numpy evaluates a NaN-aware quantile along an axis one slice at a time (a Python-level loop), which
-    made the report's intervals several seconds on a full grid. Here each quantile's order statistics are
-    picked with numpy's own index and interpolation formulas (H&F method 7: virtual index (n - 1) q, the lerp
-    taken from the nearer end), so the results equal numpy's bit for bit (tested). Only those order
-    statistics are needed: slices without NaN (all of one length, so the same positions) are partially
-    sorted at them (`np.partition`, a selection instead of a sort); slices with NaN are sorted, NaN last.
+    made the report's intervals several seconds on a full grid. Here one sort puts each slice's NaNs last,
+    and each quantile's order statistics are picked with numpy's own index and interpolation formulas
+    (H&F method 7: virtual index (n - 1) q, the lerp taken from the nearer end), so the results
+    equal numpy's bit for bit (tested).
     """
     v = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
-    n = v.shape[-1] - np.isnan(v).sum(axis=-1)
-    picks = [_order_statistics(n, q) for q in quantiles]
-    ordered = _ordered_at(v, n, sorted({int(k) for q in quantiles for k in _order_statistics(v.shape[-1], q)[:2]}))
+    ordered = np.sort(v, axis=-1)  # NaN sort last
+    n = (~np.isnan(v)).sum(axis=-1)
+    last = np.maximum(n - 1, 0)
     out = []
-    for lower, upper, below, virtual in picks:
+    for q in quantiles:
+        virtual = (n - 1) * q
+        below = np.floor(virtual).astype(np.intp)
+        lower = np.clip(below, 0, last)
+        upper = np.clip(below + 1, 0, last)
+        upper = np.where(virtual >= n - 1, last, upper)
         a = np.take_along_axis(ordered, lower[..., None], axis=-1)[..., 0]
         b = np.take_along_axis(ordered, upper[..., None], axis=-1)[..., 0]
         t = virtual - below
@@ -185,31 +189,6 @@ def nan_quantiles(values: Any, quantiles: Sequence[float], *, axis: int = -1) ->
             value = np.where(t >= 0.5, b - diff * (1.0 - t), a + diff * t)
         out.append(np.where(n > 0, value, np.nan))
     return out
-
-
-def _order_statistics(n: Any, q: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """numpy's (method 7) positions of the two order statistics the q-quantile of ``n`` values interpolates
-    between, the floor of its virtual index and the virtual index itself, for each slice's ``n``."""
-    n = np.asarray(n)
-    last = np.maximum(n - 1, 0)
-    virtual = (n - 1) * q
-    below = np.floor(virtual).astype(np.intp)
-    upper = np.where(virtual >= n - 1, last, np.clip(below + 1, 0, last))
-    return np.clip(below, 0, last), upper, below, virtual
-
-
-def _ordered_at(v: np.ndarray, n: np.ndarray, positions: list[int]) -> np.ndarray:
-    """``v`` with each slice (last axis) ordered enough to read its order statistics: slices without NaN
-    partitioned at ``positions``, slices with NaN sorted (NaN last)."""
-    full = n == v.shape[-1]
-    if v.shape[-1] == 0 or not full.any():
-        return np.sort(v, axis=-1)
-    if full.all():
-        return np.partition(v, positions, axis=-1)
-    ordered = np.empty_like(v)
-    ordered[full] = np.partition(v[full], positions, axis=-1)
-    ordered[~full] = np.sort(v[~full], axis=-1)
-    return ordered
 
 
 
