@@ -212,8 +212,8 @@ def _pair_tests(method: str, other: str, cells: _Cells, columns: list[str], alph
                     out=diff[j * k:(j + 1) * k])
         np.subtract(cells.estimate(method, scope, train, test), cells.estimate(other, scope, train, test),
                     out=estimate[j * k:(j + 1) * k])
-    low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
-    return out._replace(boot=np.stack([estimate, low, high, bootstrap.bootstrap_p_value(diff, estimate=estimate)]))
+    low, high, p = bootstrap.interval_and_p_value(diff, estimate=estimate, alpha=alpha)
+    return out._replace(boot=np.stack([estimate, low, high, p]))
 
 
 def _pair_level(pairs: list[tuple[str, str, str]], cells: _Cells, columns: list[str], alpha: float) -> _Block:

@@ -494,7 +494,8 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05,
         raise BenchError(LENGTHS.format(what="replicates", expected=e.shape, got=r.shape[:-1]))
     keep = ~np.isnan(e)
     n = keep.sum(axis=-1)
-    valid = ~np.isnan(np.where(keep[..., None], r, 0.0)).any(axis=-2)  # (..., B): defined on every kept job
+    kept = r if keep.all() else np.where(keep[..., None], r, 0.0)
+    valid = ~np.isnan(kept).any(axis=-2)  # (..., B): defined on every kept job
     n_valid = valid.sum(axis=-1)
     many = n > 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -533,9 +534,13 @@ def _job_moments(values: np.ndarray, replicates: np.ndarray, keep: np.ndarray,
     n = keep.sum(axis=-1)
     n_valid = valid.sum(axis=-1)
     mean = np.where(keep, values, 0.0).sum(axis=-1) / n
-    rep = np.where(keep[..., None] & valid[..., None, :], replicates, 0.0)
-    rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
-    centred = np.where(keep[..., None] & valid[..., None, :], rep - rep_mean, 0.0)
+    if keep.all() and valid.all():  # nothing to leave out (the usual case): the masked copies would equal these
+        rep = replicates
+        centred = rep - rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
+    else:
+        rep = np.where(keep[..., None] & valid[..., None, :], replicates, 0.0)
+        rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
+        centred = np.where(keep[..., None] & valid[..., None, :], rep - rep_mean, 0.0)
     trace = ((centred**2).sum(axis=-1) / (n_valid[..., None] - 1)).sum(axis=-1)  # tr(Sigma)
     var_test = ((centred.sum(axis=-2) / n[..., None]) ** 2).sum(axis=-1) / (n_valid - 1)  # 1'Sigma 1 / J^2
     spread = np.where(keep, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)

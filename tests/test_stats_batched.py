@@ -168,3 +168,26 @@ def test_corrections_of_many_families_at_once_equal_one_family_at_a_time() -> No
             alone = correct(p[families == family])
             np.testing.assert_array_equal(together[families == family], alone, strict=True)
     assert np.isnan(S.holm(p, families=families)[families == 3]).all()
+
+
+@pytest.mark.parametrize("n_boot", [1, 2, 7, 64, 1000])
+def test_interval_and_p_value_of_one_sort_equal_the_two_functions(n_boot: int) -> None:
+    """The pair level's interval and p-value from one sort (the counts by binary search) are
+    `bootstrap_interval`'s and `bootstrap_p_value`'s to the last digit: ties, replicates equal to the
+    reference 2 * estimate, NaN replicates, an all-NaN slice, a NaN estimate, references beyond every
+    replicate on both sides."""
+    rng = np.random.default_rng(n_boot)
+    r = rng.normal(size=(40, n_boot)).round(1)  # many ties
+    estimate = rng.normal(size=40).round(1) / 2.0
+    r[0] = 2.0 * estimate[0]  # every replicate at the reference
+    r[1, ::2] = 2.0 * estimate[1]
+    r[2, ::3] = np.nan
+    r[3] = np.nan
+    estimate[4] = np.nan
+    estimate[5], estimate[6] = 1e6, -1e6
+    low, high, p = B.interval_and_p_value(r, estimate=estimate, alpha=0.05)
+    want_low, want_high = B.bootstrap_interval(r, estimate=estimate, alpha=0.05)
+    want_p = B.bootstrap_p_value(r, estimate=estimate)
+    for got, want in ((low, want_low), (high, want_high), (p, want_p)):
+        assert np.array_equal(got, want, equal_nan=True)
+    assert np.isfinite(p[:2]).all() and np.isnan(p[3:5]).all()
