@@ -261,9 +261,12 @@ def sign_flip_tests(samples: Sequence[Any], *, alpha: float = 0.05, max_exact: i
         d = np.stack([batch.values[row] for row in rows])
         tol = 1e-12 * np.maximum(1.0, np.abs(d).sum(axis=1))
         observed = np.abs(d.sum(axis=1)) - tol
-        # one matrix-vector product per sample: a product of matrices sums in another order (last digits)
-        p = np.array([np.mean(np.abs(signs @ row) >= bound) for row, bound in zip(d, observed, strict=True)])
-        means = np.sort(np.stack([subsets @ row for row in d]) / sizes, axis=1)
+        if n <= 2:  # sums of at most two exact products: every order of summation gives the same bits
+            p = np.mean(np.abs(d @ signs.T) >= observed[:, None], axis=1)
+            means = np.sort((d @ subsets.T) / sizes, axis=1)
+        else:  # one matrix-vector product per sample: a product of matrices sums in another order (last digits)
+            p = np.array([np.mean(np.abs(signs @ row) >= bound) for row, bound in zip(d, observed, strict=True)])
+            means = np.sort(np.stack([subsets @ row for row in d]) / sizes, axis=1)
         low, high = (means[:, k - 1], means[:, -k]) if k >= 1 else (-math.inf, math.inf)
         batch.set(rows, d.mean(axis=1), low, high, np.minimum(1.0, p), exact=True)
     return batch.result()

@@ -116,6 +116,27 @@ def test_batched_sign_flip_equals_brute_force() -> None:
     assert together.p.tolist() == [a.p for a in alone] and not together.exact.any()
 
 
+@pytest.mark.parametrize("alpha", [0.5, 0.9])
+def test_sign_flip_of_one_or_two_seeds_equals_enumeration_to_the_last_digit(alpha: float) -> None:
+    """One or two seeds (the default grid's case, tested all at once as one matrix product): p, mean and
+    Hartigan's interval (finite with two seeds, alpha large enough for k >= 1) equal the enumeration of every
+    sign pattern and subset bit for bit, zero and negative-zero differences and ties included."""
+    rng = np.random.default_rng(9)
+    samples = [rng.normal(size=n).round(int(rng.integers(0, 3))) for n in (1, 2) for _ in range(40)]
+    samples += [np.array([0.0]), np.array([-0.0]), np.array([-0.0, 0.0]), np.array([1.5, -1.5]), np.array([2.0, 2.0])]
+    result = S.sign_flip_tests(samples, alpha=alpha)
+    for i, d in enumerate(samples):
+        sums = [sum(sign * v for sign, v in zip(signs, d, strict=True)) for signs in itertools.product((1.0, -1.0),
+                                                                                                  repeat=d.size)]
+        tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
+        p = np.mean([abs(x) >= abs(d.sum()) - tol for x in sums])
+        means = np.sort([d[list(s)].sum() / len(s) for r in range(1, d.size + 1)
+                         for s in itertools.combinations(range(d.size), r)])
+        k = math.floor(2**d.size * alpha / 2)  # 0 with one seed: an infinite interval
+        want = (p, d.mean(), *((means[k - 1], means[-k]) if k >= 1 else (-math.inf, math.inf)))
+        assert (result.p[i], result.estimate[i], result.low[i], result.high[i]) == want, (d, want)
+
+
 def test_delong_contrasts_by_hand() -> None:
     """z = estimate / se, p = 2 (1 - Phi(|z|)), estimate -+ z_{1 - alpha/2} se; zero variance: p = 1 for a zero
     difference (identical curves), 0 otherwise; the batch equals one contrast at a time."""
