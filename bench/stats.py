@@ -121,9 +121,10 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     n_fake, n_real = int(fake.sum()), int(real.sum())
     if n_fake == 0 or n_real == 0:
         raise BenchError("DeLong's test needs both fakes and reals in the test set.")
-    tz = sps.rankdata(z, axis=1)
-    tx = sps.rankdata(z[:, fake], axis=1)
-    ty = sps.rankdata(z[:, real], axis=1)
+    if np.isnan(z).any():  # scipy's ranks propagate NaN
+        tz, tx, ty = sps.rankdata(z, axis=1), sps.rankdata(z[:, fake], axis=1), sps.rankdata(z[:, real], axis=1)
+    else:
+        tz, tx, ty = _mid_ranks(z, fake)
     v10 = (tz[:, fake] - tx) / n_real
     v01 = 1.0 - (tz[:, real] - ty) / n_fake
     auc = v10.mean(axis=1)
@@ -132,8 +133,36 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     fake_sums = _cluster_sums(v10 - auc[:, None], codes[fake], n_clusters)
     real_sums = _cluster_sums(v01 - auc[:, None], codes[real], n_clusters)
     return DeLongParts(auc=auc, fake=fake_sums, real=real_sums, n_fake=n_fake, n_real=n_real,
-                       c_fake=int(np.unique(codes[fake]).size), c_real=int(np.unique(codes[real]).size),
+                       c_fake=int(np.count_nonzero(np.bincount(codes[fake], minlength=n_clusters))),
+                       c_real=int(np.count_nonzero(np.bincount(codes[real], minlength=n_clusters))),
                        c_all=n_clusters)
+
+
+def _mid_ranks(z: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scipy's ``rankdata`` (mid-ranks, ties averaged) of each row of ``z`` (k, N) among all samples, of its
+    fakes among the fakes and of its reals among the reals, from one sort per row: a run of equal scores
+    holding samples ``start`` .. ``end`` - 1 of the sorted row has the ranks start + 1 .. end, so its mid-rank
+    is (start + end + 1) / 2, and the same counted over fakes (reals) only gives their ranks among
+    themselves (the order within a run does not matter). Whole numbers and halves, so scipy's floats."""
+    k, size = z.shape
+    tz, tx, ty = np.empty((k, size)), np.empty((k, int(fake.sum()))), np.empty((k, size - int(fake.sum())))
+    for row in range(k):
+        order = np.argsort(z[row])
+        ordered = z[row][order]
+        first = np.empty(size, dtype=bool)  # the first sample of each run of equal scores
+        first[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        bounds = np.append(starts, size)  # each run's start and, next to it, its end
+        run = np.cumsum(first) - 1
+        fakes = np.zeros(size + 1, dtype=np.int64)  # fakes among the first i sorted samples
+        np.cumsum(fake[order], out=fakes[1:])
+        for out, counted, kept in ((tz, bounds, slice(None)), (tx, fakes[bounds], fake),
+                                   (ty, bounds - fakes[bounds], ~fake)):
+            full = np.empty(size)
+            full[order] = ((counted[:-1] + counted[1:] + 1) / 2.0)[run]
+            out[row] = full[kept]
+    return tz, tx, ty
 
 
 def _cluster_sums(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
