@@ -257,8 +257,11 @@ def interval_and_p_value(replicates: Any, *, estimate: Any, alpha: float = 0.05)
     are whole numbers); the report's paired bootstrap runs thousands of slices at once through this."""
     alpha = check_alpha(alpha)
     r = np.asarray(replicates, dtype=np.float64)
-    ordered = np.sort(r, axis=-1)  # NaN sort last
-    n = r.shape[-1] - np.count_nonzero(np.isnan(ordered), axis=-1)
+    ordered = np.sort(r, axis=-1)  # NaN sort last: a slice without NaN ends in a number
+    n = np.full(r.shape[:-1], r.shape[-1], dtype=np.intp)
+    if r.shape[-1]:
+        gaps = np.isnan(ordered[..., -1])
+        n[gaps] = r.shape[-1] - np.count_nonzero(np.isnan(ordered[gaps]), axis=-1)
     q_low, q_high = _sorted_quantiles(ordered, n, (alpha / 2.0, 1.0 - alpha / 2.0))
     theta = np.asarray(estimate, dtype=np.float64)
     reference = 2.0 * theta - 0.0  # as bootstrap_p_value's basic reference, null = 0
