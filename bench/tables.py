@@ -138,22 +138,23 @@ def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float 
                          n_pairs=("n_pairs", "max")).reset_index()
     board.insert(board.columns.get_loc("mean") + 1, "std",
                  group_std(tidy.per_seed["pair_mean"].to_numpy(), per_seed.ngroup().to_numpy(), len(board)))
-    board["ci_low"] = np.nan
-    board["ci_high"] = np.nan
+    ci_low, ci_high = np.full(len(board), np.nan), np.full(len(board), np.nan)
     if resampled is not None and resampled.n_boot > 0:
         position = {c: i for i, c in enumerate(resampled.columns)}
         rows = [i for i, c in enumerate(board["column"]) if c in position]
-        for (method, scope), cell in board.iloc[rows].groupby(["method", "scope"], sort=False):
-            files = tidy.main_files
-            replicate = replicate_mean(files[(files["method"] == method) & (files["scope"] == scope)],
-                                       resampled.values)  # (K, B)
-            k = [position[c] for c in cell["column"]]
+        files = tidy.main_files
+        file_rows = files.groupby(["method", "scope"], sort=False).indices
+        means, columns = board["mean"].to_numpy(), board["column"].to_numpy()
+        for (method, scope), at in board.iloc[rows].groupby(["method", "scope"], sort=False).indices.items():
+            cell = np.asarray(rows)[at]  # the cell's rows of the board
+            replicate = replicate_mean(files.iloc[file_rows.get((method, scope), [])], resampled.values)  # (K, B)
+            k = [position[c] for c in columns[cell]]
             estimate = np.full(len(resampled.columns), np.nan)
-            estimate[k] = cell["mean"].to_numpy()
+            estimate[k] = means[cell]
             low, high = bootstrap.bootstrap_interval(replicate, estimate=estimate, alpha=alpha)
-            board.loc[cell.index, "ci_low"] = np.maximum(low[k], 0.0)  # every resampled metric is >= 0
-            ceiling = [100.0 if _is_rate(c) else np.inf for c in cell["column"]]
-            board.loc[cell.index, "ci_high"] = np.minimum(high[k], ceiling)
+            ci_low[cell] = np.maximum(low[k], 0.0)  # every resampled metric is >= 0
+            ci_high[cell] = np.minimum(high[k], [100.0 if _is_rate(c) else np.inf for c in columns[cell]])
+    board["ci_low"], board["ci_high"] = ci_low, ci_high
     board["higher_is_better"] = [METRICS.get(m).higher_is_better for m in board["metric"]]
     deciding = _deciding_rows(significance)
     better = significantly_better(deciding, ["scope", "column"])
