@@ -406,6 +406,12 @@ def wilcoxon_tests(samples: Sequence[Any], *, alpha: float = 0.05) -> TestResult
             exact = m <= (_MAX_ENUMERATED if ties else 50)
             if ties and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
                 batch.p[chosen] = _tied_signed_rank_p(values[tied == ties])
+            elif exact:  # the exact p depends on W+ alone: scipy asked once per value of W+ (it loops per sample)
+                untied = values[tied == ties]
+                ranks = np.argsort(np.argsort(np.abs(untied), axis=1), axis=1) + 1
+                _, first, inverse = np.unique(np.where(untied > 0, ranks, 0).sum(axis=1), return_index=True,
+                                              return_inverse=True)
+                batch.p[chosen] = sps.wilcoxon(untied[first], method="exact", axis=-1).pvalue[inverse]
             else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
                 batch.p[chosen] = sps.wilcoxon(values[tied == ties], method="exact" if exact else "asymptotic",
                                                axis=-1).pvalue
