@@ -380,16 +380,27 @@ def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str
 def _correct(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     table = table.copy()
     p = table["p"].to_numpy(dtype=np.float64)
-    family = table.groupby(["comparison", "level", "scope", "column"], sort=False).ngroup().to_numpy()
+    family = _group_numbers(table, ["comparison", "level", "scope", "column"])
     holm = stats.holm(p, families=family)
     size = np.bincount(family[~np.isnan(p)], minlength=family.max() + 1 if family.size else 0)[family]
     table["p_holm"], table["p_bh"] = holm, stats.benjamini_hochberg(p, families=family)
     table["family_size"] = size.astype(np.int64)
-    higher = table["column"].map({c: higher_is_better(c) for c in table["column"].unique()}).to_numpy(dtype=bool)
+    codes, names = pd.factorize(table["column"])
+    higher = np.array([higher_is_better(c) for c in names], dtype=bool)[codes]
     sign = np.sign(table["estimate"].to_numpy(dtype=np.float64)) * np.where(higher, 1.0, -1.0)
     table["favours"] = np.where(sign > 0, table["method"], np.where(sign < 0, table["other"], ""))
     table["significant"] = holm < alpha
     return table[SIGNIFICANCE_COLUMNS]
+
+
+def _group_numbers(table: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """``table.groupby(keys, sort=False).ngroup()`` of key columns without missing values: each row's group,
+    numbered in order of first appearance (from each column's codes, without building the groups)."""
+    combined = np.zeros(len(table), dtype=np.int64)
+    for key in keys:
+        codes, uniques = pd.factorize(table[key])
+        combined = combined * len(uniques) + codes
+    return pd.factorize(combined)[0]
 
 
 POWER_COLUMNS = ["scope", "column", "comparisons", "n_jobs", "se", "df", "mdd", "family_size", "mdd_holm"]
