@@ -237,3 +237,13 @@ def test_power_table_is_the_t_formula() -> None:
     assert power["se"] == 3.0 and power["df"] == 6.0 and power["comparisons"] == 3
     assert power["mdd"] == pytest.approx((sps.t.ppf(0.975, 6) + sps.t.ppf(0.8, 6)) * 3.0)
     assert power["mdd_holm"] == pytest.approx((sps.t.ppf(1 - 0.05 / 6, 6) + sps.t.ppf(0.8, 6)) * 3.0)
+
+
+def test_families_are_numbered_as_groupby_numbers_them() -> None:
+    """The correction families (comparison, level, scope, column) are numbered from the columns' codes: the
+    numbers pandas' ``groupby(sort=False).ngroup()`` gives, first appearance first."""
+    rng = np.random.default_rng(2)
+    keys = ["comparison", "level", "scope", "column"]
+    table = pd.DataFrame({key: rng.choice([f"{key}{i}" for i in range(2 + j)], size=500) for j, key in enumerate(keys)})
+    expected = table.groupby(keys, sort=False).ngroup().to_numpy()
+    assert np.array_equal(SG._group_numbers(table, keys), expected) and expected.max() > 20
