@@ -363,8 +363,8 @@ def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str
     common = sorted(set(mine.keys) & set(theirs.keys))
     if not common:
         return []
-    a = [mine.keys.index(k) for k in common]
-    b = [theirs.keys.index(k) for k in common]
+    a = _rows(mine.keys, common)
+    b = _rows(theirs.keys, common)
     e = (mine.point[a] - theirs.point[b]).T  # (K, J)
     r = (mine.replicates[a] - theirs.replicates[b]).transpose(1, 0, 2)  # (K, J, B)
     seeds_only = len({train for train, _ in common}) == 1  # one training domain: the spread per method
@@ -375,6 +375,14 @@ def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str
     return [{**common_row, "column": column, "n": int(result.n[k]), "estimate": result.estimate[k],
              "ci_low": result.low[k], "ci_high": result.high[k], "se": result.se[k], "df": result.df[k],
              "p": result.p[k]} for k, column in enumerate(columns)]
+
+
+def _rows(keys: list[tuple[str, int]], chosen: list[tuple[str, int]]) -> list[int] | slice:
+    """Where each of ``chosen`` is in ``keys``: all of them in order (the usual case) as a slice, so the jobs'
+    arrays are read in place rather than copied."""
+    if chosen == keys:
+        return slice(None)
+    return [keys.index(k) for k in chosen]
 
 
 def _correct(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
