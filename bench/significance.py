@@ -284,20 +284,19 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
                       alpha: float) -> _Block:
     """Per comparison, scope and column: the sign-flip test over the seeds both methods have and Wilcoxon's
     test over the train -> test pairs both have, each run as one batch over all of them."""
-    seeds: list[tuple[tuple, list[float]]] = []
-    wilcoxon: list[tuple[tuple, list[float]]] = []
+    seeds: list[tuple[tuple, np.ndarray]] = []
+    wilcoxon: list[tuple[tuple, np.ndarray]] = []
+    seed_values, pair_values = _Sorted(seed_map), _Sorted(pair_map)
     for c, (comparison, method, other) in enumerate(pairs):
         for s, scope in enumerate(SCOPES):
             for j, column in enumerate(columns):
                 key = (c, 1 + 2 * s, 2 * j, comparison, method, other, scope, column)
-                a, b = seed_map.get((method, scope, column), {}), seed_map.get((other, scope, column), {})
-                common = sorted(a.keys() & b.keys())
-                if common:
-                    seeds.append((key, [a[i] - b[i] for i in common]))
-                a, b = pair_map.get((method, scope, column), {}), pair_map.get((other, scope, column), {})
-                common = sorted(a.keys() & b.keys())
-                if common:
-                    wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), [a[i] - b[i] for i in common]))
+                d = seed_values.differences((method, scope, column), (other, scope, column))
+                if d is not None:
+                    seeds.append((key, d))
+                d = pair_values.differences((method, scope, column), (other, scope, column))
+                if d is not None:
+                    wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), d))
     flips = stats.sign_flip_tests([d for _, d in seeds], alpha=alpha)
     ranks = stats.wilcoxon_tests([d for _, d in wilcoxon], alpha=alpha)
     keys = [key for key, _ in seeds] + [key for key, _ in wilcoxon]
@@ -311,6 +310,33 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
         "se": np.nan, "df": np.nan, "p": np.concatenate([flips.p, ranks.p]),
         "p_min": _per_value(stats.sign_flip_floor, flips.n) + _per_value(stats.wilcoxon_floor, ranks.n)})
     return _Block(table, [k[:3] for k in keys])
+
+
+class _Sorted:
+    """Per (method, scope, column), its values ({key: value}) in the order of their sorted keys, made once:
+    the paired differences of two methods over the keys both have, in that order."""
+
+    def __init__(self, nested: dict[tuple, dict]) -> None:
+        self.nested = nested
+        self.sorted: dict[tuple, tuple[list, np.ndarray]] = {}
+
+    def _of(self, cell: tuple) -> tuple[list, np.ndarray]:
+        if cell not in self.sorted:
+            values = self.nested.get(cell, {})
+            keys = sorted(values)
+            self.sorted[cell] = keys, np.array([values[k] for k in keys], dtype=np.float64)
+        return self.sorted[cell]
+
+    def differences(self, mine: tuple, theirs: tuple) -> np.ndarray | None:
+        """mine - theirs over the keys both have, sorted; None when they have none in common."""
+        (a_keys, a), (b_keys, b) = self._of(mine), self._of(theirs)
+        if a_keys == b_keys:  # the usual case: the same keys
+            return a - b if a_keys else None
+        common = sorted(set(a_keys) & set(b_keys))
+        if not common:
+            return None
+        a_at, b_at = {k: i for i, k in enumerate(a_keys)}, {k: i for i, k in enumerate(b_keys)}
+        return a[[a_at[k] for k in common]] - b[[b_at[k] for k in common]]
 
 
 def _per_value(fn: Any, values: np.ndarray) -> list[Any]:
