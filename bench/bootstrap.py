@@ -8,7 +8,9 @@
   same test set sees the same resamples, which is what makes a difference between two methods *paired*.
 - `bootstrap_interval`, `bootstrap_p_value`, `bootstrap_ci` and `paired_bootstrap`: basic (reverse
   percentile; the default, because resampling inflates max - min gaps) or percentile intervals and the
-  matching two-sided p-value, for any statistic written as a function of sample weights.
+  matching two-sided p-value, for any statistic written as a function of sample weights;
+  `interval_and_p_value`: the basic interval and p-value of many slices of replicates from one sort (the
+  report's paired bootstrap).
 
 Every metric of every replicate at once is `bench.replicates.replicate_metrics`; the tests (DeLong,
 sign-flip, Wilcoxon, corrections, Friedman) are in `bench.stats`. Pure functions of arrays, no torch.

@@ -109,9 +109,9 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     Fast mid-rank algorithm (Sun & Xu 2014): with T_x the mid-ranks of the fakes' scores among fakes,
     T_y of the reals' among reals and T_z among all, the placement values are
     V10_i = (T_z,i - T_x,i) / n_real for each fake and V01_j = 1 - (T_z,j - T_y,j) / n_fake for each real
-    (ties count half), and AUC = mean V10 = mean V01: three sorts per classifier instead of n_fake x n_real
-    comparisons. The centred placements are then summed per cluster (``clusters`` (N,); None: each sample
-    is its own cluster).
+    (ties count half), and AUC = mean V10 = mean V01: one sort per classifier (all three rankings are read
+    from it, `_mid_ranks`) instead of n_fake x n_real comparisons. The centred placements are then summed per
+    cluster (``clusters`` (N,); None: each sample is its own cluster).
     """
     y = np.asarray(y_true)
     z = np.atleast_2d(np.asarray(scores, dtype=np.float64))
