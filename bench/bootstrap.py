@@ -8,7 +8,9 @@
   same test set sees the same resamples, which is what makes a difference between two methods *paired*.
 - `bootstrap_interval`, `bootstrap_p_value`, `bootstrap_ci` and `paired_bootstrap`: basic (reverse
   percentile; the default, because resampling inflates max - min gaps) or percentile intervals and the
-  matching two-sided p-value, for any statistic written as a function of sample weights.
+  matching two-sided p-value, for any statistic written as a function of sample weights;
+  `interval_and_p_value`: the basic interval and p-value of many slices of replicates from one sort (the
+  report's paired bootstrap).
 
 Every metric of every replicate at once is `bench.replicates.replicate_metrics`; the tests (DeLong,
 sign-flip, Wilcoxon, corrections, Friedman) are in `bench.stats`. Pure functions of arrays, no torch.
@@ -34,6 +36,7 @@ __all__ = [
     "bootstrap_p_value",
     "check_alpha",
     "cluster_bootstrap",
+    "interval_and_p_value",
     "paired_bootstrap",
 ]
 
@@ -172,7 +175,11 @@ def nan_quantiles(values: Any, quantiles: Sequence[float], *, axis: int = -1) ->
     """
     v = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
     ordered = np.sort(v, axis=-1)  # NaN sort last
-    n = (~np.isnan(v)).sum(axis=-1)
+    return _sorted_quantiles(ordered, (~np.isnan(v)).sum(axis=-1), quantiles)
+
+
+def _sorted_quantiles(ordered: np.ndarray, n: np.ndarray, quantiles: Sequence[float]) -> list[np.ndarray]:
+    """`nan_quantiles` of slices already sorted along the last axis (NaN last), ``n`` the defined values of each."""
     last = np.maximum(n - 1, 0)
     out = []
     for q in quantiles:
@@ -236,14 +243,55 @@ def bootstrap_p_value(replicates: Any, *, estimate: Any = None, null: float = 0.
         reference = 2.0 * np.expand_dims(np.asarray(estimate, dtype=np.float64), axis) - null
     else:
         reference = np.asarray(null, dtype=np.float64)
-    valid = ~np.isnan(r)
-    n = valid.sum(axis=axis)
-    below = (valid & (r <= reference)).sum(axis=axis)
-    above = (valid & (r >= reference)).sum(axis=axis)
+    n = r.shape[axis] - np.count_nonzero(np.isnan(r), axis=axis)
+    below = np.count_nonzero(r <= reference, axis=axis)  # a NaN replicate compares False: not counted
+    above = np.count_nonzero(r >= reference, axis=axis)
     with np.errstate(all="ignore"):
         p = np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1.0) / (n + 1.0))
     undefined = (n == 0) | np.isnan(reference).any(axis=axis if reference.ndim else None)
     return np.where(undefined, np.nan, p)
+
+
+def interval_and_p_value(replicates: Any, *, estimate: Any, alpha: float = 0.05) -> tuple[np.ndarray, ...]:
+    """`bootstrap_interval` and `bootstrap_p_value` (basic, against 0) of the same replicates (..., B), along
+    the last axis, from one sort: the p-value's counts are read from the sorted replicates by a binary search
+    per slice, not by comparing every replicate again. The same numbers as those two functions (the counts
+    are whole numbers); the report's paired bootstrap runs thousands of slices at once through this."""
+    alpha = check_alpha(alpha)
+    r = np.asarray(replicates, dtype=np.float64)
+    ordered = np.sort(r, axis=-1)  # NaN sort last: a slice without NaN ends in a number
+    n = np.full(r.shape[:-1], r.shape[-1], dtype=np.intp)
+    if r.shape[-1]:
+        gaps = np.isnan(ordered[..., -1])
+        n[gaps] = r.shape[-1] - np.count_nonzero(np.isnan(ordered[gaps]), axis=-1)
+    q_low, q_high = _sorted_quantiles(ordered, n, (alpha / 2.0, 1.0 - alpha / 2.0))
+    theta = np.asarray(estimate, dtype=np.float64)
+    reference = 2.0 * theta - 0.0  # as bootstrap_p_value's basic reference, null = 0
+    below = _count_sorted(ordered, n, reference, strict=False)  # #{r <= c}
+    above = n - _count_sorted(ordered, n, reference, strict=True)  # #{r >= c} = n - #{r < c}
+    with np.errstate(all="ignore"):
+        p = np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1.0) / (n + 1.0))
+    p = np.where((n == 0) | np.isnan(reference), np.nan, p)
+    return 2.0 * theta - q_high, 2.0 * theta - q_low, p
+
+
+def _count_sorted(ordered: np.ndarray, n: np.ndarray, bound: np.ndarray, *, strict: bool) -> np.ndarray:
+    """Per slice of ``ordered`` (sorted along the last axis, its ``n`` defined values first), how many values
+    are below ``bound`` (``strict``) or at most ``bound``: a binary search of all slices at once. 0 where the
+    bound is NaN (no value compares below it)."""
+    lo = np.zeros(n.shape, dtype=np.intp)
+    hi = np.asarray(n, dtype=np.intp).copy()
+    top = max(ordered.shape[-1] - 1, 0)
+    for _ in range(int(ordered.shape[-1]).bit_length() + 1):
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        value = np.take_along_axis(ordered, np.minimum(mid, top)[..., None], axis=-1)[..., 0]
+        right = active & ((value < bound) if strict else (value <= bound))
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+    return lo
 
 
 class BootstrapResult(NamedTuple):

@@ -23,13 +23,14 @@ __all__ = ["csv_text"]
 
 def csv_text(frame: pd.DataFrame) -> str:
     """``frame.to_csv(index=False)``, character for character."""
-    columns = _column_strings(frame)
-    if columns is None:
+    converted = _column_strings(frame)
+    if converted is None:
         return frame.to_csv(index=False)
+    columns, quoted = converted
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # pandas' dialect: excel, minimal quoting, "\n"
     writer.writerow(frame.columns)
-    if len(columns) > 1 and not any(_quoted(strings) for strings in columns):
+    if len(columns) > 1 and not quoted:
         out.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")  # what the writer would write
     else:
         writer.writerows(zip(*columns, strict=True))
@@ -43,9 +44,11 @@ def _quoted(strings: list[str]) -> bool:
     return any(c in joined for c in ',"\r\n')
 
 
-def _column_strings(frame: pd.DataFrame) -> list[list[str]] | None:
-    """Every column as the strings pandas writes for it, or None where the frame is not one this module
-    writes (pandas then writes it). Columns of one kind are converted together (one array each)."""
+def _column_strings(frame: pd.DataFrame) -> tuple[list[list[str]], bool] | None:
+    """Every column as the strings pandas writes for it, and whether the csv module would quote any of them;
+    None where the frame is not one this module writes (pandas then writes it). Columns of one kind are
+    converted together (one array each). Only text can need quoting (numbers and booleans never hold a
+    comma, a quote or a line break), and it is checked on each column's distinct values."""
     if (frame.empty or isinstance(frame.columns, pd.MultiIndex)
             or not all(isinstance(c, str) for c in frame.columns)):
         return None
@@ -53,14 +56,19 @@ def _column_strings(frame: pd.DataFrame) -> list[list[str]] | None:
     if None in kinds:
         return None
     out: list[list[str]] = [[] for _ in kinds]
+    quoted = False
     for kind in dict.fromkeys(kinds):
         positions = [j for j, k in enumerate(kinds) if k == kind]
-        strings = _FORMATS[kind](frame.iloc[:, positions])
-        if strings is None:
-            return None
+        if kind == "text":
+            texts = _texts(frame.iloc[:, positions])
+            if texts is None:
+                return None
+            strings, quoted = texts
+        else:
+            strings = _FORMATS[kind](frame.iloc[:, positions])
         for j, column in zip(positions, strings, strict=True):
             out[j] = column
-    return out
+    return out, quoted
 
 
 def _kind(dtype: object) -> str | None:
@@ -82,7 +90,10 @@ def _floats(block: pd.DataFrame) -> list[list[str]]:
     value (bit pattern, so -0.0 is not 0.0) formatted once."""
     values = np.ascontiguousarray(block.to_numpy(dtype=np.float64).T)  # a column per row
     bits, at = np.unique(values.view(np.int64).ravel(), return_inverse=True)
-    text = np.array(["" if v != v else repr(v) for v in bits.view(np.float64).tolist()], dtype=object)
+    distinct = bits.view(np.float64)
+    # a list's repr is each float's repr, joined by ", " (which no float's repr holds): one call, not one each
+    text = np.array(repr(distinct.tolist())[1:-1].split(", "), dtype=object)
+    text[np.isnan(distinct)] = ""
     return text[at.reshape(values.shape)].tolist()
 
 
@@ -98,18 +109,18 @@ def _nullable_ints(block: pd.DataFrame) -> list[list[str]]:
     return [["" if v is pd.NA else str(v) for v in block[c].array.tolist()] for c in block.columns]
 
 
-def _texts(block: pd.DataFrame) -> list[list[str]] | None:
-    """Strings as they are, missing values (None, NaN, NA, ...) as "" (pandas' na_rep); None for a column
-    holding anything but strings, whose text is pandas' business."""
-    out = []
+def _texts(block: pd.DataFrame) -> tuple[list[list[str]], bool] | None:
+    """Strings as they are, missing values (None, NaN, NA, ...) as "" (pandas' na_rep), and whether any needs
+    quoting; None for a column holding anything but strings, whose text is pandas' business. Each column's
+    distinct values are found once (`pd.factorize`, missing values apart) and checked and written from there."""
+    out, quoted = [], False
     for column in block.to_numpy(dtype=object).T:
-        if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        codes, distinct = pd.factorize(column)  # missing values: code -1
+        if pd.api.types.infer_dtype(distinct, skipna=True) not in ("string", "empty"):
             return None
-        missing = pd.isna(column)
-        if missing.any():
-            column = np.where(missing, "", column)
-        out.append(column.tolist())
-    return out
+        quoted = quoted or _quoted(distinct.tolist())
+        out.append(np.append(distinct, "")[codes].tolist())  # code -1: the "" appended last
+    return out, quoted
 
 
-_FORMATS = {"float": _floats, "int": _ints, "bool": _bools, "nullable int": _nullable_ints, "text": _texts}
+_FORMATS = {"float": _floats, "int": _ints, "bool": _bools, "nullable int": _nullable_ints}

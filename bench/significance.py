@@ -212,8 +212,8 @@ def _pair_tests(method: str, other: str, cells: _Cells, columns: list[str], alph
                     out=diff[j * k:(j + 1) * k])
         np.subtract(cells.estimate(method, scope, train, test), cells.estimate(other, scope, train, test),
                     out=estimate[j * k:(j + 1) * k])
-    low, high = bootstrap.bootstrap_interval(diff, estimate=estimate, alpha=alpha)
-    return out._replace(boot=np.stack([estimate, low, high, bootstrap.bootstrap_p_value(diff, estimate=estimate)]))
+    low, high, p = bootstrap.interval_and_p_value(diff, estimate=estimate, alpha=alpha)
+    return out._replace(boot=np.stack([estimate, low, high, p]))
 
 
 def _pair_level(pairs: list[tuple[str, str, str]], cells: _Cells, columns: list[str], alpha: float) -> _Block:
@@ -284,20 +284,19 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
                       alpha: float) -> _Block:
     """Per comparison, scope and column: the sign-flip test over the seeds both methods have and Wilcoxon's
     test over the train -> test pairs both have, each run as one batch over all of them."""
-    seeds: list[tuple[tuple, list[float]]] = []
-    wilcoxon: list[tuple[tuple, list[float]]] = []
+    seeds: list[tuple[tuple, np.ndarray]] = []
+    wilcoxon: list[tuple[tuple, np.ndarray]] = []
+    seed_values, pair_values = _Sorted(seed_map), _Sorted(pair_map)
     for c, (comparison, method, other) in enumerate(pairs):
         for s, scope in enumerate(SCOPES):
             for j, column in enumerate(columns):
                 key = (c, 1 + 2 * s, 2 * j, comparison, method, other, scope, column)
-                a, b = seed_map.get((method, scope, column), {}), seed_map.get((other, scope, column), {})
-                common = sorted(a.keys() & b.keys())
-                if common:
-                    seeds.append((key, [a[i] - b[i] for i in common]))
-                a, b = pair_map.get((method, scope, column), {}), pair_map.get((other, scope, column), {})
-                common = sorted(a.keys() & b.keys())
-                if common:
-                    wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), [a[i] - b[i] for i in common]))
+                d = seed_values.differences((method, scope, column), (other, scope, column))
+                if d is not None:
+                    seeds.append((key, d))
+                d = pair_values.differences((method, scope, column), (other, scope, column))
+                if d is not None:
+                    wilcoxon.append(((*key[:2], key[2] + 1, *key[3:]), d))
     flips = stats.sign_flip_tests([d for _, d in seeds], alpha=alpha)
     ranks = stats.wilcoxon_tests([d for _, d in wilcoxon], alpha=alpha)
     keys = [key for key, _ in seeds] + [key for key, _ in wilcoxon]
@@ -311,6 +310,33 @@ def _aggregate_levels(pairs: list[tuple[str, str, str]], columns: list[str], see
         "se": np.nan, "df": np.nan, "p": np.concatenate([flips.p, ranks.p]),
         "p_min": _per_value(stats.sign_flip_floor, flips.n) + _per_value(stats.wilcoxon_floor, ranks.n)})
     return _Block(table, [k[:3] for k in keys])
+
+
+class _Sorted:
+    """Per (method, scope, column), its values ({key: value}) in the order of their sorted keys, made once:
+    the paired differences of two methods over the keys both have, in that order."""
+
+    def __init__(self, nested: dict[tuple, dict]) -> None:
+        self.nested = nested
+        self.sorted: dict[tuple, tuple[list, np.ndarray]] = {}
+
+    def _of(self, cell: tuple) -> tuple[list, np.ndarray]:
+        if cell not in self.sorted:
+            values = self.nested.get(cell, {})
+            keys = sorted(values)
+            self.sorted[cell] = keys, np.array([values[k] for k in keys], dtype=np.float64)
+        return self.sorted[cell]
+
+    def differences(self, mine: tuple, theirs: tuple) -> np.ndarray | None:
+        """mine - theirs over the keys both have, sorted; None when they have none in common."""
+        (a_keys, a), (b_keys, b) = self._of(mine), self._of(theirs)
+        if a_keys == b_keys:  # the usual case: the same keys
+            return a - b if a_keys else None
+        common = sorted(set(a_keys) & set(b_keys))
+        if not common:
+            return None
+        a_at, b_at = {k: i for i, k in enumerate(a_keys)}, {k: i for i, k in enumerate(b_keys)}
+        return a[[a_at[k] for k in common]] - b[[b_at[k] for k in common]]
 
 
 def _per_value(fn: Any, values: np.ndarray) -> list[Any]:
@@ -363,8 +389,8 @@ def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str
     common = sorted(set(mine.keys) & set(theirs.keys))
     if not common:
         return []
-    a = [mine.keys.index(k) for k in common]
-    b = [theirs.keys.index(k) for k in common]
+    a = _rows(mine.keys, common)
+    b = _rows(theirs.keys, common)
     e = (mine.point[a] - theirs.point[b]).T  # (K, J)
     r = (mine.replicates[a] - theirs.replicates[b]).transpose(1, 0, 2)  # (K, J, B)
     seeds_only = len({train for train, _ in common}) == 1  # one training domain: the spread per method
@@ -377,19 +403,38 @@ def _pooled_level(method: str, other: str, scope: str, jobs: dict[tuple[str, str
              "p": result.p[k]} for k, column in enumerate(columns)]
 
 
+def _rows(keys: list[tuple[str, int]], chosen: list[tuple[str, int]]) -> list[int] | slice:
+    """Where each of ``chosen`` is in ``keys``: all of them in order (the usual case) as a slice, so the jobs'
+    arrays are read in place rather than copied."""
+    if chosen == keys:
+        return slice(None)
+    return [keys.index(k) for k in chosen]
+
+
 def _correct(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     table = table.copy()
     p = table["p"].to_numpy(dtype=np.float64)
-    family = table.groupby(["comparison", "level", "scope", "column"], sort=False).ngroup().to_numpy()
+    family = _group_numbers(table, ["comparison", "level", "scope", "column"])
     holm = stats.holm(p, families=family)
     size = np.bincount(family[~np.isnan(p)], minlength=family.max() + 1 if family.size else 0)[family]
     table["p_holm"], table["p_bh"] = holm, stats.benjamini_hochberg(p, families=family)
     table["family_size"] = size.astype(np.int64)
-    higher = table["column"].map({c: higher_is_better(c) for c in table["column"].unique()}).to_numpy(dtype=bool)
+    codes, names = pd.factorize(table["column"])
+    higher = np.array([higher_is_better(c) for c in names], dtype=bool)[codes]
     sign = np.sign(table["estimate"].to_numpy(dtype=np.float64)) * np.where(higher, 1.0, -1.0)
     table["favours"] = np.where(sign > 0, table["method"], np.where(sign < 0, table["other"], ""))
     table["significant"] = holm < alpha
     return table[SIGNIFICANCE_COLUMNS]
+
+
+def _group_numbers(table: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """``table.groupby(keys, sort=False).ngroup()`` of key columns without missing values: each row's group,
+    numbered in order of first appearance (from each column's codes, without building the groups)."""
+    combined = np.zeros(len(table), dtype=np.int64)
+    for key in keys:
+        codes, uniques = pd.factorize(table[key])
+        combined = combined * len(uniques) + codes
+    return pd.factorize(combined)[0]
 
 
 POWER_COLUMNS = ["scope", "column", "comparisons", "n_jobs", "se", "df", "mdd", "family_size", "mdd_holm"]

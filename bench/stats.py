@@ -109,9 +109,9 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     Fast mid-rank algorithm (Sun & Xu 2014): with T_x the mid-ranks of the fakes' scores among fakes,
     T_y of the reals' among reals and T_z among all, the placement values are
     V10_i = (T_z,i - T_x,i) / n_real for each fake and V01_j = 1 - (T_z,j - T_y,j) / n_fake for each real
-    (ties count half), and AUC = mean V10 = mean V01: three sorts per classifier instead of n_fake x n_real
-    comparisons. The centred placements are then summed per cluster (``clusters`` (N,); None: each sample
-    is its own cluster).
+    (ties count half), and AUC = mean V10 = mean V01: one sort per classifier (all three rankings are read
+    from it, `_mid_ranks`) instead of n_fake x n_real comparisons. The centred placements are then summed per
+    cluster (``clusters`` (N,); None: each sample is its own cluster).
     """
     y = np.asarray(y_true)
     z = np.atleast_2d(np.asarray(scores, dtype=np.float64))
@@ -121,9 +121,10 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     n_fake, n_real = int(fake.sum()), int(real.sum())
     if n_fake == 0 or n_real == 0:
         raise BenchError("DeLong's test needs both fakes and reals in the test set.")
-    tz = sps.rankdata(z, axis=1)
-    tx = sps.rankdata(z[:, fake], axis=1)
-    ty = sps.rankdata(z[:, real], axis=1)
+    if np.isnan(z).any():  # scipy's ranks propagate NaN
+        tz, tx, ty = sps.rankdata(z, axis=1), sps.rankdata(z[:, fake], axis=1), sps.rankdata(z[:, real], axis=1)
+    else:
+        tz, tx, ty = _mid_ranks(z, fake)
     v10 = (tz[:, fake] - tx) / n_real
     v01 = 1.0 - (tz[:, real] - ty) / n_fake
     auc = v10.mean(axis=1)
@@ -132,8 +133,36 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     fake_sums = _cluster_sums(v10 - auc[:, None], codes[fake], n_clusters)
     real_sums = _cluster_sums(v01 - auc[:, None], codes[real], n_clusters)
     return DeLongParts(auc=auc, fake=fake_sums, real=real_sums, n_fake=n_fake, n_real=n_real,
-                       c_fake=int(np.unique(codes[fake]).size), c_real=int(np.unique(codes[real]).size),
+                       c_fake=int(np.count_nonzero(np.bincount(codes[fake], minlength=n_clusters))),
+                       c_real=int(np.count_nonzero(np.bincount(codes[real], minlength=n_clusters))),
                        c_all=n_clusters)
+
+
+def _mid_ranks(z: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scipy's ``rankdata`` (mid-ranks, ties averaged) of each row of ``z`` (k, N) among all samples, of its
+    fakes among the fakes and of its reals among the reals, from one sort per row: a run of equal scores
+    holding samples ``start`` .. ``end`` - 1 of the sorted row has the ranks start + 1 .. end, so its mid-rank
+    is (start + end + 1) / 2, and the same counted over fakes (reals) only gives their ranks among
+    themselves (the order within a run does not matter). Whole numbers and halves, so scipy's floats."""
+    k, size = z.shape
+    tz, tx, ty = np.empty((k, size)), np.empty((k, int(fake.sum()))), np.empty((k, size - int(fake.sum())))
+    for row in range(k):
+        order = np.argsort(z[row])
+        ordered = z[row][order]
+        first = np.empty(size, dtype=bool)  # the first sample of each run of equal scores
+        first[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        bounds = np.append(starts, size)  # each run's start and, next to it, its end
+        run = np.cumsum(first) - 1
+        fakes = np.zeros(size + 1, dtype=np.int64)  # fakes among the first i sorted samples
+        np.cumsum(fake[order], out=fakes[1:])
+        for out, counted, kept in ((tz, bounds, slice(None)), (tx, fakes[bounds], fake),
+                                   (ty, bounds - fakes[bounds], ~fake)):
+            full = np.empty(size)
+            full[order] = ((counted[:-1] + counted[1:] + 1) / 2.0)[run]
+            out[row] = full[kept]
+    return tz, tx, ty
 
 
 def _cluster_sums(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -261,9 +290,12 @@ def sign_flip_tests(samples: Sequence[Any], *, alpha: float = 0.05, max_exact: i
         d = np.stack([batch.values[row] for row in rows])
         tol = 1e-12 * np.maximum(1.0, np.abs(d).sum(axis=1))
         observed = np.abs(d.sum(axis=1)) - tol
-        # one matrix-vector product per sample: a product of matrices sums in another order (last digits)
-        p = np.array([np.mean(np.abs(signs @ row) >= bound) for row, bound in zip(d, observed, strict=True)])
-        means = np.sort(np.stack([subsets @ row for row in d]) / sizes, axis=1)
+        if n <= 2:  # sums of at most two exact products: every order of summation gives the same bits
+            p = np.mean(np.abs(d @ signs.T) >= observed[:, None], axis=1)
+            means = np.sort((d @ subsets.T) / sizes, axis=1)
+        else:  # one matrix-vector product per sample: a product of matrices sums in another order (last digits)
+            p = np.array([np.mean(np.abs(signs @ row) >= bound) for row, bound in zip(d, observed, strict=True)])
+            means = np.sort(np.stack([subsets @ row for row in d]) / sizes, axis=1)
         low, high = (means[:, k - 1], means[:, -k]) if k >= 1 else (-math.inf, math.inf)
         batch.set(rows, d.mean(axis=1), low, high, np.minimum(1.0, p), exact=True)
     return batch.result()
@@ -374,6 +406,12 @@ def wilcoxon_tests(samples: Sequence[Any], *, alpha: float = 0.05) -> TestResult
             exact = m <= (_MAX_ENUMERATED if ties else 50)
             if ties and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
                 batch.p[chosen] = _tied_signed_rank_p(values[tied == ties])
+            elif exact:  # the exact p depends on W+ alone: scipy asked once per value of W+ (it loops per sample)
+                untied = values[tied == ties]
+                ranks = np.argsort(np.argsort(np.abs(untied), axis=1), axis=1) + 1
+                _, first, inverse = np.unique(np.where(untied > 0, ranks, 0).sum(axis=1), return_index=True,
+                                              return_inverse=True)
+                batch.p[chosen] = sps.wilcoxon(untied[first], method="exact", axis=-1).pvalue[inverse]
             else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
                 batch.p[chosen] = sps.wilcoxon(values[tied == ties], method="exact" if exact else "asymptotic",
                                                axis=-1).pvalue
@@ -494,7 +532,8 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05,
         raise BenchError(LENGTHS.format(what="replicates", expected=e.shape, got=r.shape[:-1]))
     keep = ~np.isnan(e)
     n = keep.sum(axis=-1)
-    valid = ~np.isnan(np.where(keep[..., None], r, 0.0)).any(axis=-2)  # (..., B): defined on every kept job
+    kept = r if keep.all() else np.where(keep[..., None], r, 0.0)
+    valid = ~np.isnan(kept).any(axis=-2)  # (..., B): defined on every kept job
     n_valid = valid.sum(axis=-1)
     many = n > 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -533,9 +572,13 @@ def _job_moments(values: np.ndarray, replicates: np.ndarray, keep: np.ndarray,
     n = keep.sum(axis=-1)
     n_valid = valid.sum(axis=-1)
     mean = np.where(keep, values, 0.0).sum(axis=-1) / n
-    rep = np.where(keep[..., None] & valid[..., None, :], replicates, 0.0)
-    rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
-    centred = np.where(keep[..., None] & valid[..., None, :], rep - rep_mean, 0.0)
+    if keep.all() and valid.all():  # nothing to leave out (the usual case): the masked copies would equal these
+        rep = replicates
+        centred = rep - rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
+    else:
+        rep = np.where(keep[..., None] & valid[..., None, :], replicates, 0.0)
+        rep_mean = rep.sum(axis=-1, keepdims=True) / n_valid[..., None, None]
+        centred = np.where(keep[..., None] & valid[..., None, :], rep - rep_mean, 0.0)
     trace = ((centred**2).sum(axis=-1) / (n_valid[..., None] - 1)).sum(axis=-1)  # tr(Sigma)
     var_test = ((centred.sum(axis=-2) / n[..., None]) ** 2).sum(axis=-1) / (n_valid - 1)  # 1'Sigma 1 / J^2
     spread = np.where(keep, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)

@@ -25,7 +25,8 @@ import pandas as pd
 
 from bench import bootstrap
 from bench.groups import INTERSECTIONS, NUM_INTERSECTIONS
-from bench.metrics import METRICS, group_table
+from bench.metric_core import as_threshold, ratio
+from bench.metrics import METRICS
 from bench.predictions import PredictionFile, Resampled
 from bench.resampling import replicate_mean
 from bench.store import RunRecord
@@ -137,22 +138,23 @@ def leaderboard(tidy: Tidy, resampled: Resampled | None = None, *, alpha: float 
                          n_pairs=("n_pairs", "max")).reset_index()
     board.insert(board.columns.get_loc("mean") + 1, "std",
                  group_std(tidy.per_seed["pair_mean"].to_numpy(), per_seed.ngroup().to_numpy(), len(board)))
-    board["ci_low"] = np.nan
-    board["ci_high"] = np.nan
+    ci_low, ci_high = np.full(len(board), np.nan), np.full(len(board), np.nan)
     if resampled is not None and resampled.n_boot > 0:
         position = {c: i for i, c in enumerate(resampled.columns)}
         rows = [i for i, c in enumerate(board["column"]) if c in position]
-        for (method, scope), cell in board.iloc[rows].groupby(["method", "scope"], sort=False):
-            files = tidy.main_files
-            replicate = replicate_mean(files[(files["method"] == method) & (files["scope"] == scope)],
-                                       resampled.values)  # (K, B)
-            k = [position[c] for c in cell["column"]]
+        files = tidy.main_files
+        file_rows = files.groupby(["method", "scope"], sort=False).indices
+        means, columns = board["mean"].to_numpy(), board["column"].to_numpy()
+        for (method, scope), at in board.iloc[rows].groupby(["method", "scope"], sort=False).indices.items():
+            cell = np.asarray(rows)[at]  # the cell's rows of the board
+            replicate = replicate_mean(files.iloc[file_rows.get((method, scope), [])], resampled.values)  # (K, B)
+            k = [position[c] for c in columns[cell]]
             estimate = np.full(len(resampled.columns), np.nan)
-            estimate[k] = cell["mean"].to_numpy()
+            estimate[k] = means[cell]
             low, high = bootstrap.bootstrap_interval(replicate, estimate=estimate, alpha=alpha)
-            board.loc[cell.index, "ci_low"] = np.maximum(low[k], 0.0)  # every resampled metric is >= 0
-            ceiling = [100.0 if _is_rate(c) else np.inf for c in cell["column"]]
-            board.loc[cell.index, "ci_high"] = np.minimum(high[k], ceiling)
+            ci_low[cell] = np.maximum(low[k], 0.0)  # every resampled metric is >= 0
+            ci_high[cell] = np.minimum(high[k], [100.0 if _is_rate(c) else np.inf for c in columns[cell]])
+    board["ci_low"], board["ci_high"] = ci_low, ci_high
     board["higher_is_better"] = [METRICS.get(m).higher_is_better for m in board["metric"]]
     deciding = _deciding_rows(significance)
     better = significantly_better(deciding, ["scope", "column"])
@@ -275,13 +277,7 @@ def group_rates(tidy: Tidy, files: list[PredictionFile], resampled: Resampled | 
     """Per (method, scope, intersection group): FPR and TPR averaged like a leaderboard cell (over pairs, then
     seeds), with bootstrap CIs; the data behind the group-rate bars."""
     n_groups = NUM_INTERSECTIONS
-    point = np.full((len(files), 2, n_groups), np.nan)
-    for f in files:
-        table = group_table(f.frame["label"], f.frame["score"], f.frame["intersection"], threshold=threshold)
-        codes = table.index.to_numpy()
-        keep = codes < n_groups
-        point[f.index, 0, codes[keep]] = table["FPR"].to_numpy()[keep]
-        point[f.index, 1, codes[keep]] = table["TPR"].to_numpy()[keep]
+    point = _group_rate_points(files, threshold=threshold)
     rows = []
     reps = None
     if resampled is not None and resampled.fpr is not None:
@@ -302,6 +298,27 @@ def group_rates(tidy: Tidy, files: list[PredictionFile], resampled: Resampled | 
     return pd.DataFrame(rows, columns=["method", "scope", "group", "group_name", "FPR", "FPR ci_low", "FPR ci_high",
                                        "TPR", "TPR ci_low", "TPR ci_high"])
 
+
+
+def _group_rate_points(files: list[PredictionFile], *, threshold: float) -> np.ndarray:
+    """(files, 2, G): each file's FPR and TPR per intersection group (`bench.metrics.group_table`'s rates: NaN
+    for a group without reals, or without fakes, or absent), from one count of (file, group, label, decision)
+    over all the files at once (the per-file tables, with their per-group AUCs, cost most of this table)."""
+    n_groups = NUM_INTERSECTIONS
+    out = np.full((len(files), 2, n_groups), np.nan)
+    if not files:
+        return out
+    threshold = as_threshold(threshold)
+    parts = [(f.index, f.frame["intersection"].to_numpy(), f.frame["label"].to_numpy(),
+              f.frame["score"].to_numpy(dtype=np.float64)) for f in files]
+    group = np.concatenate([g for _, g, _, _ in parts])
+    key = (np.repeat([i for i, *_ in parts], [g.shape[0] for _, g, _, _ in parts]) * n_groups + group) * 4
+    key += 2 * np.concatenate([y for *_, y, _ in parts]) + (np.concatenate([s for *_, s in parts]) >= threshold)
+    kept = (group >= 0) & (group < n_groups)  # unknown (negative) codes and codes beyond the table left out
+    tn, fp, fn, tp = np.bincount(key[kept], minlength=out.shape[0] * n_groups * 4).reshape(-1, n_groups, 4).T
+    out[:, 0] = ratio(fp, fp + tn).T
+    out[:, 1] = ratio(tp, tp + fn).T
+    return out
 
 
 # ============================================================================================ other tables

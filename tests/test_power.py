@@ -237,3 +237,33 @@ def test_power_table_is_the_t_formula() -> None:
     assert power["se"] == 3.0 and power["df"] == 6.0 and power["comparisons"] == 3
     assert power["mdd"] == pytest.approx((sps.t.ppf(0.975, 6) + sps.t.ppf(0.8, 6)) * 3.0)
     assert power["mdd_holm"] == pytest.approx((sps.t.ppf(1 - 0.05 / 6, 6) + sps.t.ppf(0.8, 6)) * 3.0)
+
+
+def test_families_are_numbered_as_groupby_numbers_them() -> None:
+    """The correction families (comparison, level, scope, column) are numbered from the columns' codes: the
+    numbers pandas' ``groupby(sort=False).ngroup()`` gives, first appearance first."""
+    rng = np.random.default_rng(2)
+    keys = ["comparison", "level", "scope", "column"]
+    table = pd.DataFrame({key: rng.choice([f"{key}{i}" for i in range(2 + j)], size=500) for j, key in enumerate(keys)})
+    expected = table.groupby(keys, sort=False).ngroup().to_numpy()
+    assert np.array_equal(SG._group_numbers(table, keys), expected) and expected.max() > 20
+
+
+def test_paired_differences_over_the_keys_both_methods_have() -> None:
+    """The seeds and pairs levels pair two methods' values over the keys both have, in sorted key order:
+    equal key sets, overlapping ones (a seed or a pair missing on either side) and disjoint ones."""
+    rng = np.random.default_rng(8)
+    nested = {}
+    for cell in range(30):
+        keys = [k for k in range(6) if rng.random() < 0.7] if cell % 3 else list(range(6))
+        nested[("m", cell)] = {(f"d{k}", k): float(rng.normal()) for k in rng.permutation(keys).tolist()}
+    nested[("m", 99)] = {("d9", 9): 1.0}
+    values = SG._Sorted(nested)
+    for a in nested:
+        for b in nested:
+            common = sorted(nested[a].keys() & nested[b].keys())
+            got = values.differences(a, b)
+            if not common:
+                assert got is None
+            else:
+                assert got.tolist() == [nested[a][k] - nested[b][k] for k in common]

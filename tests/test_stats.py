@@ -91,6 +91,33 @@ def test_delong_equals_brute_force_with_ties() -> None:
     assert S.delong_covariance(clustered) == pytest.approx(cov, abs=1e-12)
 
 
+def test_delong_parts_use_scipys_mid_ranks_to_the_last_digit() -> None:
+    """The placements come from one sort per classifier, not scipy's three rankings: the same numbers bit for
+    bit (coarse scores with many ties, several classifiers, clusters of several samples; a NaN score
+    propagates as scipy's ranks do)."""
+    rng = np.random.default_rng(4)
+    for trial in range(60):
+        n = int(rng.integers(4, 400))
+        y = rng.integers(0, 2, n)
+        y[:2] = (0, 1)
+        scores = rng.random((int(rng.integers(1, 4)), n)).round(int(rng.integers(0, 4)))
+        clusters = rng.integers(0, max(2, n // 3), n)
+        fake, real = y == 1, y == 0
+        tz, tx, ty = (sps.rankdata(v, axis=1) for v in (scores, scores[:, fake], scores[:, real]))
+        v10, v01 = (tz[:, fake] - tx) / real.sum(), 1.0 - (tz[:, real] - ty) / fake.sum()
+        auc = v10.mean(axis=1)
+        codes = pd.factorize(clusters)[0]
+        parts = S.delong_parts(y, scores, clusters=clusters)
+        assert np.array_equal(parts.auc, auc), trial
+        for got, placements, members in ((parts.fake, v10, fake), (parts.real, v01, real)):
+            want = np.stack([np.bincount(codes[members], weights=row - a, minlength=codes.max() + 1)
+                             for row, a in zip(placements, auc, strict=True)])
+            assert np.array_equal(got, want), trial
+        assert (parts.c_fake, parts.c_real) == (len(set(codes[fake])), len(set(codes[real])))
+    scores[0, 0] = np.nan
+    assert np.isnan(S.delong_parts(y, scores).auc[0])
+
+
 def test_identical_curves_give_p_one() -> None:
     y = np.array([0, 0, 1, 1, 0, 1])
     s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])

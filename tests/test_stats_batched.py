@@ -40,12 +40,13 @@ def shuffled(samples: list[np.ndarray], seed: int) -> list[np.ndarray]:
 
 
 def test_batched_wilcoxon_p_equals_scipy_sample_by_sample() -> None:
-    """Untied samples of 1..60 values (exact up to 50, normal beyond), some with zeros and NaNs: every p is
-    exactly scipy's on the sample's nonzero values, whatever else is in the batch."""
+    """Untied samples of 1..60 values (exact up to 50, normal beyond), some with zeros and NaNs, many of the
+    small ones with equal statistics (scipy is asked once per statistic): every p is exactly scipy's on the
+    sample's nonzero values, whatever else is in the batch."""
     rng = np.random.default_rng(1)
     samples = []
     for n in range(1, 61):
-        for _ in range(3):
+        for _ in range(30 if n <= 6 else 3):
             d = rng.normal(size=n)
             if rng.random() < 0.3:
                 d[rng.integers(0, n)] = 0.0
@@ -116,6 +117,27 @@ def test_batched_sign_flip_equals_brute_force() -> None:
     assert together.p.tolist() == [a.p for a in alone] and not together.exact.any()
 
 
+@pytest.mark.parametrize("alpha", [0.5, 0.9])
+def test_sign_flip_of_one_or_two_seeds_equals_enumeration_to_the_last_digit(alpha: float) -> None:
+    """One or two seeds (the default grid's case, tested all at once as one matrix product): p, mean and
+    Hartigan's interval (finite with two seeds, alpha large enough for k >= 1) equal the enumeration of every
+    sign pattern and subset bit for bit, zero and negative-zero differences and ties included."""
+    rng = np.random.default_rng(9)
+    samples = [rng.normal(size=n).round(int(rng.integers(0, 3))) for n in (1, 2) for _ in range(40)]
+    samples += [np.array([0.0]), np.array([-0.0]), np.array([-0.0, 0.0]), np.array([1.5, -1.5]), np.array([2.0, 2.0])]
+    result = S.sign_flip_tests(samples, alpha=alpha)
+    for i, d in enumerate(samples):
+        sums = [sum(sign * v for sign, v in zip(signs, d, strict=True)) for signs in itertools.product((1.0, -1.0),
+                                                                                                  repeat=d.size)]
+        tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
+        p = np.mean([abs(x) >= abs(d.sum()) - tol for x in sums])
+        means = np.sort([d[list(s)].sum() / len(s) for r in range(1, d.size + 1)
+                         for s in itertools.combinations(range(d.size), r)])
+        k = math.floor(2**d.size * alpha / 2)  # 0 with one seed: an infinite interval
+        want = (p, d.mean(), *((means[k - 1], means[-k]) if k >= 1 else (-math.inf, math.inf)))
+        assert (result.p[i], result.estimate[i], result.low[i], result.high[i]) == want, (d, want)
+
+
 def test_delong_contrasts_by_hand() -> None:
     """z = estimate / se, p = 2 (1 - Phi(|z|)), estimate -+ z_{1 - alpha/2} se; zero variance: p = 1 for a zero
     difference (identical curves), 0 otherwise; the batch equals one contrast at a time."""
@@ -168,3 +190,26 @@ def test_corrections_of_many_families_at_once_equal_one_family_at_a_time() -> No
             alone = correct(p[families == family])
             np.testing.assert_array_equal(together[families == family], alone, strict=True)
     assert np.isnan(S.holm(p, families=families)[families == 3]).all()
+
+
+@pytest.mark.parametrize("n_boot", [1, 2, 7, 64, 1000])
+def test_interval_and_p_value_of_one_sort_equal_the_two_functions(n_boot: int) -> None:
+    """The pair level's interval and p-value from one sort (the counts by binary search) are
+    `bootstrap_interval`'s and `bootstrap_p_value`'s to the last digit: ties, replicates equal to the
+    reference 2 * estimate, NaN replicates, an all-NaN slice, a NaN estimate, references beyond every
+    replicate on both sides."""
+    rng = np.random.default_rng(n_boot)
+    r = rng.normal(size=(40, n_boot)).round(1)  # many ties
+    estimate = rng.normal(size=40).round(1) / 2.0
+    r[0] = 2.0 * estimate[0]  # every replicate at the reference
+    r[1, ::2] = 2.0 * estimate[1]
+    r[2, ::3] = np.nan
+    r[3] = np.nan
+    estimate[4] = np.nan
+    estimate[5], estimate[6] = 1e6, -1e6
+    low, high, p = B.interval_and_p_value(r, estimate=estimate, alpha=0.05)
+    want_low, want_high = B.bootstrap_interval(r, estimate=estimate, alpha=0.05)
+    want_p = B.bootstrap_p_value(r, estimate=estimate)
+    for got, want in ((low, want_low), (high, want_high), (p, want_p)):
+        assert np.array_equal(got, want, equal_nan=True)
+    assert np.isfinite(p[:2]).all() and np.isnan(p[3:5]).all()

@@ -158,3 +158,34 @@ def test_friedman_table_takes_each_cells_methods_and_the_pairs_they_all_have() -
         assert rows["mean_rank"].to_dict() == dict(zip(matrix.columns, expected.mean_ranks, strict=True))
         assert (rows["cd"] == expected.cd).all()
     assert set(table.loc[table["column"] != "AUC", "method"]) == {"A", "B"}
+
+
+def test_group_rate_points_are_group_tables_rates() -> None:
+    """The per-file group FPR and TPR behind the group-rate table, counted for all files at once, are
+    `group_table`'s to the last digit: unknown group codes and codes beyond the table left out, a group
+    without reals (FPR NaN) or fakes (TPR NaN), absent groups NaN, scores equal to the threshold fake."""
+    from bench.groups import NUM_INTERSECTIONS
+    from bench.metrics import group_table
+    from bench.predictions import PredictionFile
+
+    rng = np.random.default_rng(5)
+    files, expected = [], []
+    for index in range(4):
+        n = int(rng.integers(50, 400))
+        group = rng.integers(-1, NUM_INTERSECTIONS + 2, size=n)
+        label = rng.integers(0, 2, size=n)
+        label[group == 1] = 1  # no reals in group 1, no fakes in group 2, group 3 absent
+        label[group == 2] = 0
+        group[group == 3] = 0
+        score = rng.choice([0.5, 0.25, 0.75, 0.9], size=n) if index % 2 else rng.random(n)
+        frame = pd.DataFrame({"label": label, "score": score, "intersection": group})
+        files.append(PredictionFile(run=None, domain="d", frame=frame, index=index))  # type: ignore[arg-type]
+        table = group_table(label, score, group, threshold=0.5)
+        rates = np.full((2, NUM_INTERSECTIONS), np.nan)
+        codes = table.index.to_numpy()
+        keep = codes < NUM_INTERSECTIONS
+        rates[0, codes[keep]], rates[1, codes[keep]] = table["FPR"].to_numpy()[keep], table["TPR"].to_numpy()[keep]
+        expected.append(rates)
+    got = T._group_rate_points(files, threshold=0.5)
+    assert np.isnan(got[:, 0, 1]).all() and np.isnan(got[:, 1, 2]).all() and np.isnan(got[:, :, 3]).all()
+    assert np.array_equal(got, np.stack(expected), equal_nan=True)
