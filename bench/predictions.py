@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from bench.bootstrap import ClusterBootstrap
 from bench.errors import BenchError
 from bench.stats import DeLongParts
-from bench.store import RunRecord, Store, read_predictions
+from bench.store import RunRecord, Store, read_prediction_files
 
 FORMATS = ("csv", "md", "tex")
 CLUSTERS = ("video", "identity", "none")
@@ -183,9 +183,10 @@ def load_predictions(store: Store, *, progress: bool = True,
     pending = selection.keep(pending, key=lambda p: (p[0].method, p[0].train, p[1]))
     refuse_stale(pending, store)
     refuse_ambiguous(list({run.job_id: run for run, _, _ in pending}.values()), store)  # before any reading
+    with tqdm(total=len(pending), desc="read", unit="file", disable=not progress, leave=False) as bar:
+        frames = read_prediction_files([path for _, _, path in pending], done=bar.update)
     files = []
-    for run, domain, path in tqdm(pending, desc="read", unit="file", disable=not progress, leave=False):
-        frame = read_predictions(path)
+    for (run, domain, _), frame in zip(pending, frames, strict=True):
         if not frame["sample"].is_monotonic_increasing:  # most files are written in sample order already
             frame = frame.sort_values("sample", kind="stable", ignore_index=True)
         files.append(PredictionFile(run=run, domain=domain, frame=frame))

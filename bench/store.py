@@ -25,7 +25,7 @@ import io
 import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +258,73 @@ def read_predictions(path: Path) -> pd.DataFrame:
     except (OSError, EOFError, zlib.error, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
             ValueError) as exc:
         raise _damaged(path, f"it cannot be read: {exc}") from None
+    return _checked_predictions(frame, path)
+
+
+def read_prediction_files(paths: Sequence[Path], *, done: Callable[[int], Any] | None = None) -> list[pd.DataFrame]:
+    """`read_predictions` of every path, in order: the same frames and the same errors, in about half the time.
+
+    The CSV parser has a fixed cost per call, most of the reading time on the report's files (213 of about
+    650 rows each on the default grid). Files in the plain shape `bench run` writes (the canonical header,
+    then unquoted rows, one per line) are parsed by one call, checked together, and split back by their line
+    counts; any other file is read on its own, and so are all of them when the joint parse gives a column
+    another type than its canonical one (one odd file would change the types the others are read with). A
+    check the files fail together is repeated file by file, so its error names the file and row.
+    ``done(k)`` is called as k more files are read (a progress bar)."""
+    rows: dict[int, tuple[bytes, int]] = {}
+    for i, path in enumerate(paths):
+        plain = _plain_rows(path)
+        if plain is not None:
+            rows[i] = plain
+        if done is not None:
+            done(1)
+    together = _parse_together(rows, paths) if len(rows) > 1 else {}
+    return [together[i] if i in together else read_predictions(path) for i, path in enumerate(paths)]
+
+
+_HEADER = ",".join(PREDICTION_COLUMNS).encode()
+
+
+def _plain_rows(path: Path) -> tuple[bytes, int] | None:
+    """The rows after the header of a gzip predictions file in the plain shape and their number, else None
+    (the file is read on its own). A row lacking fields leaves NaN in the last, integer, column, and one
+    with too many is a parser error: either sends every file back to be read on its own."""
+    if not path.name.endswith(".gz"):
+        return None
+    try:
+        header, _, rows = gzip.decompress(path.read_bytes()).partition(b"\n")
+    except (OSError, EOFError, zlib.error):
+        return None
+    plain = (header == _HEADER and rows.endswith(b"\n") and not rows.startswith(b"\n") and b"\n\n" not in rows
+             and b'"' not in rows and b"\r" not in rows)
+    return (rows, rows.count(b"\n")) if plain else None
+
+
+def _parse_together(rows: dict[int, tuple[bytes, int]], paths: Sequence[Path]) -> dict[int, pd.DataFrame]:
+    """The checked frames of plain files (`_plain_rows`, by position in ``paths``), parsed as one CSV; empty
+    when that parse fails or gives a column another type than its canonical one."""
+    order = sorted(rows)
+    try:
+        joint = pd.read_csv(io.BytesIO(b"".join([_HEADER, b"\n", *(rows[i][0] for i in order)])),
+                            dtype={c: str for c in _STRING}, keep_default_na=False)
+    except ValueError:  # the parser's errors (and a bad encoding) are ValueErrors
+        return {}
+    counts = [rows[i][1] for i in order]
+    canonical = all(joint[c].dtype == np.int64 for c in _INT) and all(
+        joint[c].dtype == np.float64 for c in ("logit", "score"))
+    if not canonical or len(joint) != sum(counts):
+        return {}
+    ends = np.cumsum(counts)
+    frames = {i: joint.iloc[end - n:end].reset_index(drop=True) for i, n, end in zip(order, counts, ends, strict=True)}
+    try:
+        _checked_predictions(joint, paths[order[0]])  # every check is row by row: passed together, passed by each
+    except BenchError:  # some file fails: check each, so that the error names it and its row
+        frames = {i: _checked_predictions(frame, paths[i]) for i, frame in frames.items()}
+    return frames
+
+
+def _checked_predictions(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame``, read from ``path``, checked and with canonical dtypes (`read_predictions`)."""
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
         raise _damaged(path, f"it lacks column(s) {', '.join(missing)}")
