@@ -1,0 +1,40 @@
+"""`bench report` run from the command line freezes what its imports left alive (the garbage collector then
+never scans it again, in the report, its forked processes or at exit); called from another program's process
+(here: pytest) it leaves that process's collector as it was."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.__main__ import main
+
+GOLDEN_RESULTS = Path(__file__).parent / "fixtures" / "golden_results"
+ARGS = ["--no-plots", "--bootstrap", "0", "--formats", "csv", "--no-progress"]
+
+
+def test_a_report_called_in_this_process_leaves_its_collector_alone(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    shutil.copytree(GOLDEN_RESULTS, out)
+    before = gc.get_freeze_count()
+    assert main(["report", "--out", str(out), *ARGS]) == 0
+    assert gc.get_freeze_count() == before
+
+
+def test_the_report_command_freezes_what_its_imports_left(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    shutil.copytree(GOLDEN_RESULTS, out)
+    script = ("import atexit, gc, sys\n"
+              "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+              f"sys.argv = ['bench', 'report', '--out', {str(out)!r}, *{ARGS!r}]\n"
+              "from bench.__main__ import main\n"
+              "sys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    frozen = int(done.stdout.strip().splitlines()[-1].split()[1])
+    assert frozen > 10_000  # pandas, numpy and scipy's objects, at least
