@@ -22,19 +22,19 @@ def test_a_report_called_in_this_process_leaves_its_collector_alone(tmp_path: Pa
     shutil.copytree(GOLDEN_RESULTS, out)
     before = gc.get_freeze_count()
     assert main(["report", "--out", str(out), *ARGS]) == 0
-    assert gc.get_freeze_count() == before
+    assert gc.get_freeze_count() == before and gc.isenabled()
 
 
 def test_the_report_command_freezes_what_its_imports_left(tmp_path: Path) -> None:
     out = tmp_path / "results"
     shutil.copytree(GOLDEN_RESULTS, out)
     script = ("import atexit, gc, sys\n"
-              "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+              "atexit.register(lambda: print('frozen', gc.get_freeze_count(), gc.isenabled()))\n"
               f"sys.argv = ['bench', 'report', '--out', {str(out)!r}, *{ARGS!r}]\n"
               "from bench.__main__ import main\n"
               "sys.exit(main())\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
-    frozen = int(done.stdout.strip().splitlines()[-1].split()[1])
-    assert frozen > 10_000  # pandas, numpy and scipy's objects, at least
+    _, frozen, enabled = done.stdout.strip().splitlines()[-1].split()
+    assert int(frozen) > 10_000 and enabled == "True"  # pandas, numpy and scipy's objects at least; collecting again
