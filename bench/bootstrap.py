@@ -246,8 +246,7 @@ def bootstrap_p_value(replicates: Any, *, estimate: Any = None, null: float = 0.
     n = r.shape[axis] - np.count_nonzero(np.isnan(r), axis=axis)
     below = np.count_nonzero(r <= reference, axis=axis)  # a NaN replicate compares False: not counted
     above = np.count_nonzero(r >= reference, axis=axis)
-    with np.errstate(all="ignore"):
-        p = np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1.0) / (n + 1.0))
+    p = _two_sided_p(below, above, n)
     undefined = (n == 0) | np.isnan(reference).any(axis=axis if reference.ndim else None)
     return np.where(undefined, np.nan, p)
 
@@ -266,13 +265,18 @@ def interval_and_p_value(replicates: Any, *, estimate: Any, alpha: float = 0.05)
         n[gaps] = r.shape[-1] - np.count_nonzero(np.isnan(ordered[gaps]), axis=-1)
     q_low, q_high = _sorted_quantiles(ordered, n, (alpha / 2.0, 1.0 - alpha / 2.0))
     theta = np.asarray(estimate, dtype=np.float64)
-    reference = 2.0 * theta - 0.0  # as bootstrap_p_value's basic reference, null = 0
+    reference = 2.0 * theta  # bootstrap_p_value's basic reference, null = 0
     below = _count_sorted(ordered, n, reference, strict=False)  # #{r <= c}
     above = n - _count_sorted(ordered, n, reference, strict=True)  # #{r >= c} = n - #{r < c}
-    with np.errstate(all="ignore"):
-        p = np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1.0) / (n + 1.0))
-    p = np.where((n == 0) | np.isnan(reference), np.nan, p)
+    p = np.where((n == 0) | np.isnan(reference), np.nan, _two_sided_p(below, above, n))
     return 2.0 * theta - q_high, 2.0 * theta - q_low, p
+
+
+def _two_sided_p(below: np.ndarray, above: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The two-sided bootstrap p-value from how many of ``n`` replicates lie at or below and at or above the
+    reference: 2 (min + 1) / (n + 1), at most 1."""
+    with np.errstate(all="ignore"):
+        return np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1.0) / (n + 1.0))
 
 
 def _count_sorted(ordered: np.ndarray, n: np.ndarray, bound: np.ndarray, *, strict: bool) -> np.ndarray:

@@ -411,8 +411,8 @@ class GroupStats:
         return self._shared(("usable", needs), (values,), make)
 
     def spread(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """`spread` of ``values`` over ``mask``, made once per (values, mask) pair (several metrics share
-        a gap: F_FPR and F_MEO, say)."""
+        """max - min of ``values`` over the groups in ``mask`` (NaN where fewer than two), along the last
+        axis; made once per (values, mask) pair (several metrics share a gap: F_FPR and F_MEO, say)."""
         def make() -> np.ndarray:
             hi, lo = self.extreme(np.maximum, values, mask), self.extreme(np.minimum, values, mask)
             return np.where(self.count(mask) >= 2, hi - lo, np.nan)
@@ -504,13 +504,6 @@ def entered(stats: GroupStats, mask: np.ndarray, value: np.ndarray) -> MetricVal
 
 def usable(stats: GroupStats, values: np.ndarray, needs: Needs) -> np.ndarray:
     return stats.usable(values, needs)
-
-
-def spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """max - min of ``values`` over the groups in ``mask`` (NaN where fewer than two), along the last axis."""
-    hi = group_reduce(np.maximum, np.where(mask, values, -np.inf), -np.inf)
-    lo = group_reduce(np.minimum, np.where(mask, values, np.inf), np.inf)
-    return np.where(count_groups(mask) >= 2, hi - lo, np.nan)
 
 
 def gap(stats: GroupStats, values: np.ndarray, needs: Needs) -> MetricValue:
