@@ -22,9 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from bench import bootstrap, stats
+from bench import bootstrap, distributions, stats
 from bench.predictions import Resampled, TestSet
 from bench.resampling import nanmean
 from bench.tidy import SCOPES, Tidy, higher_is_better, scope_order
@@ -467,8 +466,8 @@ def detectable_difference(se: Any, df: Any, *, alpha: Any, power: float = POWER)
     """(t_{df, 1 - alpha/2} + t_{df, power}) se: the smallest true difference a two-sided t-test at level
     alpha detects with probability ``power`` (the far tail's share of the power ignored)."""
     df = np.asarray(df, dtype=np.float64)
-    return (sps.t.ppf(1.0 - np.asarray(alpha, dtype=np.float64) / 2.0, df) + sps.t.ppf(power, df)) * np.asarray(
-        se, dtype=np.float64)
+    return (distributions.t_ppf(1.0 - np.asarray(alpha, dtype=np.float64) / 2.0, df)
+            + distributions.t_ppf(power, df)) * np.asarray(se, dtype=np.float64)
 
 
 # ============================================================================================ rank tests

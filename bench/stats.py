@@ -41,8 +41,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from bench import distributions
 from bench.bootstrap import LENGTHS, check_alpha
 from bench.errors import BenchError
 
@@ -122,7 +122,8 @@ def delong_parts(y_true: Any, scores: Any, *, clusters: Any = None) -> DeLongPar
     if n_fake == 0 or n_real == 0:
         raise BenchError("DeLong's test needs both fakes and reals in the test set.")
     if np.isnan(z).any():  # scipy's ranks propagate NaN
-        tz, tx, ty = sps.rankdata(z, axis=1), sps.rankdata(z[:, fake], axis=1), sps.rankdata(z[:, real], axis=1)
+        rank = distributions.rankdata
+        tz, tx, ty = rank(z), rank(z[:, fake]), rank(z[:, real])
     else:
         tz, tx, ty = _mid_ranks(z, fake)
     v10 = (tz[:, fake] - tx) / n_real
@@ -221,8 +222,8 @@ def delong_contrasts(estimates: Any, variances: Any, *, alpha: float = 0.05) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         zero_se = np.where(estimate == 0.0, 0.0, np.copysign(np.inf, estimate))
         z = np.where(se == 0.0, zero_se, estimate / se)
-    p = np.where(np.isnan(z), np.nan, 2.0 * sps.norm.sf(np.abs(z)))
-    half = sps.norm.ppf(1.0 - alpha / 2.0) * se
+    p = np.where(np.isnan(z), np.nan, 2.0 * distributions.norm_sf(np.abs(z)))
+    half = distributions.norm_ppf(1.0 - alpha / 2.0) * se
     return DeLongResult(estimate, se, z, p, estimate - half, estimate + half)
 
 
@@ -355,7 +356,7 @@ def _paired(differences: Any) -> np.ndarray:
 
 
 def _t_interval(d: np.ndarray, alpha: float) -> tuple[float, float]:
-    half = sps.t.ppf(1.0 - alpha / 2.0, d.shape[0] - 1) * d.std(ddof=1) / math.sqrt(d.shape[0])
+    half = distributions.t_ppf(1.0 - alpha / 2.0, d.shape[0] - 1) * d.std(ddof=1) / math.sqrt(d.shape[0])
     return float(d.mean() - half), float(d.mean() + half)
 
 
@@ -376,9 +377,10 @@ def wilcoxon_test(differences: Any, *, alpha: float = 0.05) -> TestResult:
 def wilcoxon_tests(samples: Sequence[Any], *, alpha: float = 0.05) -> TestResult:
     """`wilcoxon_test` of every sample in ``samples``, as a `TestResult` of arrays in the order of
     ``samples``. Samples of one size share their Walsh-average indices and interval rank, and their p-values
-    come from one call per kind of test: scipy's exact or normal p for all untied samples with the same
-    number of nonzero values at once, one enumeration of the sign patterns for the tied ones (the report
-    runs thousands of these; one scipy call each cost more than the rest of the report's tests)."""
+    come from one call per kind of test: scipy's exact or normal p (`bench.distributions.wilcoxon_p`, the same
+    numbers) for all untied samples with the same number of nonzero values at once, one enumeration of the sign
+    patterns for the tied ones (the report runs thousands of these; one scipy call each cost more than the rest
+    of the report's tests)."""
     alpha = check_alpha(alpha)
     batch = _Batch(samples)
     for n, rows in batch.by_size():
@@ -406,15 +408,14 @@ def wilcoxon_tests(samples: Sequence[Any], *, alpha: float = 0.05) -> TestResult
             exact = m <= (_MAX_ENUMERATED if ties else 50)
             if ties and exact:  # scipy's "auto" enumerates these too, through permutation_test: seconds per call
                 batch.p[chosen] = _tied_signed_rank_p(values[tied == ties])
-            elif exact:  # the exact p depends on W+ alone: scipy asked once per value of W+ (it loops per sample)
+            elif exact:  # the exact p depends on W+ alone: computed once per value of W+
                 untied = values[tied == ties]
                 ranks = np.argsort(np.argsort(np.abs(untied), axis=1), axis=1) + 1
                 _, first, inverse = np.unique(np.where(untied > 0, ranks, 0).sum(axis=1), return_index=True,
                                               return_inverse=True)
-                batch.p[chosen] = sps.wilcoxon(untied[first], method="exact", axis=-1).pvalue[inverse]
+                batch.p[chosen] = distributions.wilcoxon_p(untied[first], exact=True)[inverse]
             else:  # the normal approximation is anti-conservative on a few tied values: it is used beyond 16 only
-                batch.p[chosen] = sps.wilcoxon(values[tied == ties], method="exact" if exact else "asymptotic",
-                                               axis=-1).pvalue
+                batch.p[chosen] = distributions.wilcoxon_p(values[tied == ties], exact=exact)
             batch.exact[chosen] = exact
     return batch.result()
 
@@ -433,7 +434,7 @@ def _tied_signed_rank_p(nonzero: np.ndarray) -> np.ndarray:
     """Exact two-sided p of the signed-rank statistic with tied |d| (mid-ranks), for each row of ``nonzero``
     (samples of one size): every sign pattern of the ranks enumerated, p = min(1, 2 min(P(W+ <= w),
     P(W+ >= w))), as scipy's permutation method gives. Rank sums are multiples of 1/2, so exact in floats."""
-    ranks = sps.rankdata(np.abs(nonzero), axis=1)
+    ranks = distributions.rankdata(np.abs(nonzero))
     observed = np.where(nonzero > 0, ranks, 0.0).sum(axis=1)
     n = ranks.shape[1]
     signs = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
@@ -447,13 +448,7 @@ def _tied_signed_rank_p(nonzero: np.ndarray) -> np.ndarray:
     return out
 
 
-def _signed_rank_null(n: int) -> np.ndarray:
-    """Counts of the 2^n sign patterns by W+ = sum of the ranks with a plus sign (0 .. n(n+1)/2)."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for rank in range(1, n + 1):
-        counts[rank:] = counts[rank:] + counts[:-rank].copy()
-    return counts
+_signed_rank_null = distributions.signed_rank_counts  # the exact null: counts of the 2^n sign patterns by W+
 
 
 def sign_flip_floor(n: int, *, max_exact: int = 16, n_resamples: int = 100_000) -> float:
@@ -470,7 +465,7 @@ def wilcoxon_floor(n: int) -> float:
     distinct differences of one sign (2 / 2^n while the exact distribution is used, about 0.25 for 3)."""
     if n <= 0:
         return 1.0
-    return float(sps.wilcoxon(np.arange(1.0, n + 1.0)).pvalue)
+    return float(distributions.wilcoxon_p(np.arange(1.0, n + 1.0), exact=n <= 50))  # scipy's "auto": exact to 50
 
 
 class PooledResult(NamedTuple):
@@ -556,8 +551,8 @@ def pooled_test(differences: Any, replicates: Any, *, alpha: float = 0.05,
         df = np.where(uncertain > 0, var**2 * np.maximum(n - 1, 1) / uncertain, np.inf)
         t = np.where(se > 0, estimate / se, np.where(estimate == 0, 0.0, np.copysign(np.inf, estimate)))
     bad = (n == 0) | (n_valid < 2)
-    p = np.where(bad, np.nan, 2.0 * sps.t.sf(np.abs(t), df))
-    half = sps.t.ppf(1.0 - alpha / 2.0, df) * se
+    p = np.where(bad, np.nan, 2.0 * distributions.t_sf(np.abs(t), df))
+    half = distributions.t_ppf(1.0 - alpha / 2.0, df) * se
     nan = np.where(bad, np.nan, 1.0)
     return PooledResult(estimate * nan, se * nan, df * nan, p, (estimate - half) * nan, (estimate + half) * nan,
                         var_shared * nan, var_jobs * nan, n)
@@ -647,7 +642,7 @@ class FriedmanResult(NamedTuple):
 def rank_rows(values: Any, *, higher_is_better: bool) -> np.ndarray:
     """Ranks within each row (block) of ``values`` (N, k): 1 = best, ties get their average rank."""
     v = np.asarray(values, dtype=np.float64)
-    return sps.rankdata(-v if higher_is_better else v, axis=1)
+    return distributions.rankdata(-v if higher_is_better else v)
 
 
 def friedman_test(values: Any, *, higher_is_better: bool, alpha: float = 0.05) -> FriedmanResult:
@@ -670,7 +665,7 @@ def friedman_test(values: Any, *, higher_is_better: bool, alpha: float = 0.05) -
     ties = sum(float(np.sum(c**3 - c)) for c in (np.unique(row, return_counts=True)[1] for row in v))
     correction = 1.0 - ties / (n_blocks * k * (k * k - 1.0))
     statistic = chi2 / correction if correction > 0 else float("nan")
-    p = float(sps.chi2.sf(statistic, k - 1)) if np.isfinite(statistic) else float("nan")
+    p = float(distributions.chi2_sf(statistic, k - 1)) if np.isfinite(statistic) else float("nan")
     return FriedmanResult(float(statistic), p, ranks.mean(axis=0), nemenyi_cd(k, n_blocks, alpha=alpha),
                           n_blocks, k)
 
@@ -689,4 +684,6 @@ def nemenyi_cd(k: int, n_blocks: int, *, alpha: float = 0.05) -> float:
 def _studentized_range_quantile(probability: float, k: int) -> float:
     """The studentized range quantile (k groups, infinite df): a numerical integral inside a root search, the
     same for every scope and metric of a report (one per number of methods), so computed once."""
+    from scipy import stats as sps  # the only use of scipy.stats left (see bench.distributions)
+
     return float(sps.studentized_range.ppf(probability, k, np.inf))
