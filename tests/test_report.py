@@ -14,6 +14,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -408,6 +410,22 @@ def test_full_report_speed(benchmark, tmp_path_factory: pytest.TempPathFactory) 
     assert len(tables["significance"]) > 0 and len(tables["friedman"]) > 0
     if full:
         assert benchmark.stats.stats.max < 60.0
+
+
+def test_a_report_does_not_import_scipy_stats(tmp_path: Path) -> None:
+    """A whole report (every table, no figures) runs without importing scipy.stats, which costs about 0.4-0.5 s
+    of its start: `bench.distributions` computes what the report used of it."""
+    out = copy_results(tmp_path)
+    code = ("import sys\nfrom pathlib import Path\nfrom bench.report import make_report\n"
+            f"tables = make_report(Path({str(out)!r}), n_boot=20, plots=False, progress=False, echo=False)\n"
+            "print(len(tables['friedman']), len(tables['significance']), 'scipy.stats' in sys.modules)")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    friedman, significance, imported = done.stdout.split()[-3:]
+    assert int(friedman) > 0 and int(significance) > 0  # Nemenyi's quantile and every test ran
+    assert imported == "False"
 
 
 def test_a_methods_intervals_do_not_depend_on_the_other_methods(tmp_path: Path) -> None:
