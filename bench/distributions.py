@@ -3,8 +3,8 @@
 Why this module exists: importing ``scipy.stats`` costs about 0.4-0.5 s of ``bench report``'s start (after
 numpy, pandas, ``scipy.sparse`` and ``scipy.special``, which the report needs anyway), and the report uses
 only a handful of its functions. Each one is computed here from ``scipy.special`` (cheap to import) and
-numpy, with the same numbers, bit for bit (``tests/test_distributions.py`` checks every one against
-``scipy.stats`` itself):
+numpy, with the same numbers, bit for bit but for one (``tests/test_distributions.py`` checks every one
+against ``scipy.stats`` itself):
 
 - `norm_sf`, `norm_ppf`, `t_sf`, `t_ppf`, `chi2_sf`: the ``scipy.special`` function that ``scipy.stats``
   calls for each (``ndtr``, ``ndtri``, ``stdtr``, ``stdtrit``, ``chdtrc``), with the edges handled as its
@@ -14,12 +14,10 @@ numpy, with the same numbers, bit for bit (``tests/test_distributions.py`` check
 - `wilcoxon_p`: the two-sided p of ``scipy.stats.wilcoxon(d, method="exact" | "asymptotic", axis=-1)`` with
   its defaults (zeros dropped, no continuity correction), and `signed_rank_counts`, the exact null.
 - `studentized_range_ppf`: the quantile of the studentized range with infinite degrees of freedom (Nemenyi's
-  critical difference), bit for bit too, by scipy's own recipe: its integrand, computed with the same
-  operations, under ``scipy.integrate.quad`` and ``scipy.optimize.brentq`` with its tolerances (imported on
-  first use: about 0.12 s, a third of scipy.stats). `studentized_range_ppf_grid` computes the same quantile
-  from first principles without them (a trapezoidal integral and Newton's method, within a few ulps of the
-  exact value), but scipy's own result is up to about 2e-14 relative from the exact value (its quadrature's
-  and root search's tolerances), so the two differ in the last digits and the report uses the first.
+  critical difference) from first principles (a trapezoidal integral and Newton's method), within a few
+  ulps of the exact value. The one function here that is not scipy's to the bit: scipy's own quantile is up
+  to 2.5e-14 relative from it (its quadrature's and root search's tolerances; tests hold the two within
+  5e-14), and scipy's recipe would need scipy.integrate and scipy.optimize.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ __all__ = [
     "signed_rank_counts",
     "studentized_range_cdf",
     "studentized_range_ppf",
-    "studentized_range_ppf_grid",
     "studentized_range_sf",
     "t_ppf",
     "t_sf",
@@ -271,16 +268,18 @@ def _studentized_range_pdf(q: float, k: int) -> float:
     return k * (k - 1) * _GRID_STEP * math.fsum(terms.tolist())
 
 
-def studentized_range_ppf_grid(p: float, k: int) -> float:
-    """The p quantile of the studentized range of k >= 2 groups with infinite degrees of freedom, computed
-    here from first principles to within a few ulps of the exact value (checked against 30-digit arithmetic
-    for k = 2, 5, 10, 60): Newton's method with the density on `studentized_range_cdf` - p (below p = 1/2) or on
+def studentized_range_ppf(p: float, k: int) -> float:
+    """The p quantile of the studentized range of k >= 2 groups with infinite degrees of freedom (Nemenyi's
+    critical difference), to within a few ulps of the exact value (checked against 30-digit arithmetic for
+    k = 2, 5, 10, 60): Newton's method with the density on `studentized_range_cdf` - p (below p = 1/2) or on
     (1 - p) - `studentized_range_sf` (from 1/2 on, where 1 - p is exact and the upper tail keeps its
-    precision), kept inside a bracket that bisection takes over whenever a step would leave it. scipy's
-    quantile (`studentized_range_ppf`) differs from it by up to 2.5e-14 relative (measured for k = 2 .. 60,
-    p = 0.8 .. 0.999: median 3 ulps, at most 189 at p = 0.999, at most 7 at p = 0.95; the same bits in 14%
-    of them): not the same numbers, so the report does not use it. It needs no scipy.integrate (about 0.12 s
-    to import)."""
+    precision), kept inside a bracket that bisection takes over whenever a step would leave it.
+
+    Not bit for bit scipy's ``studentized_range.ppf(p, k, np.inf)``, whose quadrature and root search stop at
+    their tolerances: the two differ by up to 2.5e-14 relative (k = 2 .. 60, p = 0.8 .. 0.999: median 3 ulps,
+    at most 7 at p = 0.95, 189 at p = 0.999), and scipy's is the one further from the exact value. Matching
+    scipy to the bit would mean its quadrature and root finder, scipy.integrate and scipy.optimize (0.12 s
+    to import); the report's critical differences move by a few ulps instead (2-5 in friedman.csv)."""
     if not (k >= 2 and 0.0 <= p <= 1.0):
         return float("nan")
     if p == 0.0:
@@ -312,45 +311,3 @@ def studentized_range_ppf_grid(p: float, k: int) -> float:
             return step
         x = step
     return x
-
-
-def studentized_range_ppf(p: float, k: int) -> float:
-    """``scipy.stats.studentized_range.ppf(p, k, np.inf)``, bit for bit: the same root search on the same
-    numerical integral of the same integrand, so the same floating-point operations.
-
-    P(R <= q) = integral k phi(z) [Phi(z + q) - Phi(z)]^(k - 1) dz over the whole line, with
-    phi(z) = 0.3989422804014327 exp(-0.5 z z) and Phi(z) = 0.5 erfc(-z 0.7071067811865475) (the C library's
-    exp, erfc and pow, as scipy's compiled integrand), by QUADPACK's ``quad`` (epsabs 1e-11, epsrel 1e-12)
-    and clipped to [0, 1]; q from ``brentq`` (xtol 1e-14) on P(R <= q) - p, bracketed by [0, 10], then
-    [10, 100] and so on while the upper end is still below p. scipy.integrate and scipy.optimize are
-    imported on the first call (about 0.12 s, against about 0.4 s for scipy.stats); the report calls this
-    once per number of methods. NaN for k <= 1 or p outside [0, 1], 0 at p = 0, inf at p = 1.
-    """
-    if not (k > 1 and 0.0 <= p <= 1.0):
-        return float("nan")
-    if p == 0.0:
-        return 0.0
-    if p == 1.0:
-        return math.inf
-    from scipy.integrate import quad
-    from scipy.optimize import brentq
-
-    groups = float(k)
-
-    def integrand(z: float, q: float) -> float:
-        lower = 0.5 * math.erfc(-z * 0.7071067811865475)
-        upper = 0.5 * math.erfc(-(z + q) * 0.7071067811865475)
-        return groups * (0.3989422804014327 * math.exp(-0.5 * z * z)) * math.pow(upper - lower, groups - 1.0)
-
-    def excess(q: float) -> float:  # P(R <= q) - p
-        if not q > 0.0:
-            return 0.0 - p
-        if q == math.inf:
-            return 1.0 - p
-        value = quad(integrand, -math.inf, math.inf, args=(q,), epsabs=1e-11, epsrel=1e-12)[0]
-        return min(max(value, 0.0), 1.0) - p
-
-    low, high = 0.0, 10.0
-    while excess(high) < 0.0:
-        low, high = high, high * 10.0
-    return float(brentq(excess, low, high, xtol=1e-14))

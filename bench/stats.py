@@ -684,5 +684,5 @@ def nemenyi_cd(k: int, n_blocks: int, *, alpha: float = 0.05) -> float:
 def _studentized_range_quantile(probability: float, k: int) -> float:
     """The studentized range quantile (k groups, infinite df): a numerical integral inside a root search, the
     same for every scope and metric of a report (one per number of methods), so computed once (scipy's
-    ``studentized_range.ppf(probability, k, np.inf)``, bit for bit: `bench.distributions`)."""
+    ``studentized_range.ppf(probability, k, np.inf)`` to 5e-14 relative: `bench.distributions`)."""
     return distributions.studentized_range_ppf(probability, k)
