@@ -96,7 +96,7 @@ def _save(fig: Figure, path: Path, *, tight: bool = False) -> Path:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, durable=False)  # derived: see `atomic_write_bytes`
     return path
 
 
@@ -140,7 +140,7 @@ class _Sheet:
             canvas.restore_region(sticker)
         for artist in self.above:
             self.fig.draw_artist(artist)
-        atomic_write_bytes(path, _png(self.fig))
+        atomic_write_bytes(path, _png(self.fig), durable=False)
         return path
 
 

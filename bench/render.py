@@ -262,7 +262,7 @@ def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path
     left from an earlier report of a shorter table is removed, so no stale copy sits beside the CSV."""
     written = []
     if "csv" in formats:
-        atomic_write_csv(folder / f"{table.name}.csv", table.frame)
+        atomic_write_csv(folder / f"{table.name}.csv", table.frame, durable=False)
         written.append(folder / f"{table.name}.csv")
     if not readable(table.frame):
         for suffix in ("md", "tex"):
@@ -270,11 +270,12 @@ def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path
         return written
     if "md" in formats:
         parts = [(f"### {title}\n\n" if title else "") + to_markdown(r) + "\n" for title, r in table.blocks]
-        atomic_write_text(folder / f"{table.name}.md", "\n".join(parts) if parts else "(empty)\n")
+        atomic_write_text(folder / f"{table.name}.md", "\n".join(parts) if parts else "(empty)\n", durable=False)
         written.append(folder / f"{table.name}.md")
     if "tex" in formats:
         parts = [(f"% {title}\n" if title else "") + to_latex(r) for title, r in table.blocks]
-        atomic_write_text(folder / f"{table.name}.tex", "\n".join(parts) if parts else "% (empty)\n")
+        atomic_write_text(folder / f"{table.name}.tex", "\n".join(parts) if parts else "% (empty)\n",
+                          durable=False)
         written.append(folder / f"{table.name}.tex")
     return written
 

@@ -132,7 +132,7 @@ def _build(store: Store, destination: Store, settings: ReportSettings, early: An
     atomic_write_text(report.path, render.report_markdown(
         settings=settings, tables=rendered, tidy=tidy.frame, runs=runs, baseline=baseline, warnings=warnings,
         figures=figures, results=report.results, path=report.path,
-        detection=tables.wide_leaderboard(board, detection) if detection else None))
+        detection=tables.wide_leaderboard(board, detection) if detection else None), durable=False)
     report.seconds = time.perf_counter() - t0
     if echo:
         _echo(report, destination)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from bench.store import (
     PREDICTION_COLUMNS,
     JobBusy,
     Store,
+    atomic_write_bytes,
     atomic_write_csv,
     atomic_write_json,
     read_predictions,
@@ -86,6 +88,26 @@ def test_atomic_csv_writes_are_reproducible_gzip_and_leave_no_temporaries(tmp_pa
     atomic_write_csv(plain, frame)
     assert plain.read_text() == frame.to_csv(index=False)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["log.csv", "p.csv.gz"]
+
+
+def test_durable_writes_reach_the_disk_before_replacing_and_derived_ones_skip_only_that(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A durable write syncs its temporary file (and only that) before the rename; ``durable=False`` (the
+    report's files) writes the same bytes, as atomically, without the sync."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    durable, derived = tmp_path / "model.pt", tmp_path / "figure.png"
+    atomic_write_bytes(durable, b"weights")
+    assert [Path(p).name for p in synced] == [f".model.pt.tmp-{os.getpid()}"]
+    atomic_write_bytes(derived, b"old")
+    synced.clear()
+    atomic_write_bytes(derived, b"pixels", durable=False)
+    atomic_write_csv(tmp_path / "table.csv", predictions(), durable=False)
+    assert synced == []
+    assert derived.read_bytes() == b"pixels" and durable.read_bytes() == b"weights"
+    assert (tmp_path / "table.csv").read_text() == predictions().to_csv(index=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "model.pt", "table.csv"]
 
 
 def test_predictions_are_written_in_the_contract_order_and_read_back_with_canonical_types(tmp_path: Path) -> None:

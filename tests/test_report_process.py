@@ -38,3 +38,16 @@ def test_the_report_command_freezes_what_its_imports_left(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     _, frozen, enabled = done.stdout.strip().splitlines()[-1].split()
     assert int(frozen) > 10_000 and enabled == "True"  # pandas, numpy and scipy's objects at least; collecting again
+
+
+def test_the_report_writes_its_files_without_syncing_them(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The report's files are derived from the predictions (`bench.store.atomic_write_bytes`): written
+    atomically, never flushed to the disk one by one."""
+    out = tmp_path / "results"
+    shutil.copytree(GOLDEN_RESULTS, out)
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    args = [a for a in ARGS if a not in ("--formats", "csv")]  # every format
+    assert main(["report", "--out", str(out), "--report-dir", str(tmp_path / "report"), *args]) == 0
+    assert {p.suffix for p in (tmp_path / "report" / "tables").iterdir()} == {".csv", ".md", ".tex"}
+    assert (tmp_path / "report" / "report.md").exists() and synced == []
