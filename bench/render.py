@@ -265,8 +265,8 @@ def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path
         atomic_write_csv(folder / f"{table.name}.csv", table.frame, durable=False)
         written.append(folder / f"{table.name}.csv")
     if not readable(table.frame):
-        for suffix in ("md", "tex"):
-            (folder / f"{table.name}.{suffix}").unlink(missing_ok=True)
+        for path in stale_renderings([table], folder):
+            path.unlink(missing_ok=True)
         return written
     if "md" in formats:
         parts = [(f"### {title}\n\n" if title else "") + to_markdown(r) + "\n" for title, r in table.blocks]
@@ -278,6 +278,12 @@ def write_table(table: Table, folder: Path, formats: Sequence[str]) -> list[Path
                           durable=False)
         written.append(folder / f"{table.name}.tex")
     return written
+
+
+def stale_renderings(tables: Sequence[Table], folder: Path) -> list[Path]:
+    """The Markdown and LaTeX files in ``folder`` an earlier report may have left for those of ``tables`` that
+    are now too long to read (`readable`): they would sit beside a CSV they no longer match."""
+    return [folder / f"{t.name}.{suffix}" for t in tables if not readable(t.frame) for suffix in ("md", "tex")]
 
 
 def write_tables(tables: Sequence[Table], folder: Path, formats: Sequence[str]) -> None:

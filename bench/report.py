@@ -17,6 +17,8 @@ This module puts the pieces together, in order:
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +42,7 @@ from bench.predictions import (
     load_predictions,
 )
 from bench.resampling import bootstrap_columns, resample
-from bench.store import RunRecord, Store, atomic_write_text
+from bench.store import RunRecord, Store, atomic_write_text, move_into
 from bench.tidy import Tidy, tidy_metrics
 
 __all__ = ["build_report", "make_report", "report_folder"]
@@ -74,21 +76,60 @@ def report_folder(out: str | Path, selection: Selection, report_dir: str | Path 
 
 def build_report(out: str | Path, *, settings: ReportSettings, report_dir: str | Path | None = None,
                  progress: bool = True, echo: bool = True) -> Report:
-    """`make_report`, returning the full `Report`."""
+    """`make_report`, returning the full `Report`.
+
+    The figures are drawn while the report computes, and the tables written while the last figures are
+    drawn, into a folder of this report's own (`_incoming`); they are moved into ``tables/`` and ``figures/``
+    only once the report is complete, just before report.md. So a report that fails or is interrupted
+    leaves the previous report's tables, figures and report.md as they were."""
     t0 = time.perf_counter()
     store = Store(out)
     destination = Store(report_folder(out, settings.selection, report_dir))  # its tables/, figures/
-    early = _early_figures(destination.figures) if settings.plots else None
+    incoming = _incoming(destination.root)
+    early = _early_figures(incoming.figures) if settings.plots else None
     try:
-        return _build(store, destination, settings, early, t0=t0, progress=progress, echo=echo)
+        return _build(store, destination, incoming, settings, early, t0=t0, progress=progress, echo=echo)
     except BaseException:
         if early is not None:
             early.cancel()
         raise
+    finally:
+        shutil.rmtree(incoming.root, ignore_errors=True)
 
 
-def _build(store: Store, destination: Store, settings: ReportSettings, early: Any, *, t0: float, progress: bool,
-           echo: bool) -> Report:
+def _incoming(root: Path) -> Store:
+    """Where this report writes its tables and figures until it is complete: a hidden folder in the report's
+    folder (so the final moves are renames within one file system), named after this process. Those that a
+    killed report left (their process is gone) are removed first."""
+    for left in root.glob(".incoming-*"):
+        pid = left.name.removeprefix(".incoming-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    return Store(root / f".incoming-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _publish(incoming: Store, destination: Store, tables: Sequence[render.Table]) -> None:
+    """Move the complete report's tables and figures into place (each file a rename), and remove the stale
+    renderings an earlier report left beside them (`render.stale_renderings`)."""
+    for folder, target in ((incoming.tables, destination.tables), (incoming.figures, destination.figures)):
+        if folder.is_dir():
+            move_into(sorted(folder.iterdir()), target)
+    for path in render.stale_renderings(tables, destination.tables):
+        path.unlink(missing_ok=True)
+
+
+def _build(store: Store, destination: Store, incoming: Store, settings: ReportSettings, early: Any, *, t0: float,
+           progress: bool, echo: bool) -> Report:
     """`build_report` once the figure processes (``early``, None without figures) are started."""
     loaded = load_predictions(store, progress=progress, selection=settings.selection)
     files, fits, warnings = _postprocessed(loaded, settings)
@@ -122,17 +163,20 @@ def _build(store: Store, destination: Store, settings: ReportSettings, early: An
     if early is not None:  # the figures these tables complete are drawn while the tables are written
         early.send({**frames, "board": board})
     rendered = render.render_tables(frames)
-    render.write_tables(list(rendered.values()), destination.tables, settings.formats)
-    figures = _figures(frames, board, files, destination.figures, early) if settings.plots else []
+    render.write_tables(list(rendered.values()), incoming.tables, settings.formats)
+    drawn = _figures(frames, board, files, incoming.figures, early) if settings.plots else []
+    figures = [f._replace(paths=[destination.figures / p.name for p in f.paths]) for f in drawn]  # once moved
     report = Report(settings=settings, tables=frames, leaderboard_long=board,
                     figures={f.name: f.paths for f in figures}, warnings=warnings,
                     path=destination.root / "report.md", seconds=0.0, test_sets=test_sets, resampled=resampled,
                     results=store.root)
     detection = [c for c in dict.fromkeys(board["column"]) if "/" not in c]
-    atomic_write_text(report.path, render.report_markdown(
+    text = render.report_markdown(
         settings=settings, tables=rendered, tidy=tidy.frame, runs=runs, baseline=baseline, warnings=warnings,
         figures=figures, results=report.results, path=report.path,
-        detection=tables.wide_leaderboard(board, detection) if detection else None), durable=False)
+        detection=tables.wide_leaderboard(board, detection) if detection else None)
+    _publish(incoming, destination, list(rendered.values()))  # the report is complete
+    atomic_write_text(report.path, text, durable=False)
     report.seconds = time.perf_counter() - t0
     if echo:
         _echo(report, destination)

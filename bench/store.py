@@ -233,6 +233,17 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
         tmp.unlink(missing_ok=True)
 
 
+def move_into(paths: Sequence[Path], folder: Path) -> list[Path]:
+    """Move ``paths`` into ``folder`` (made if missing), each replacing the file of its name there; the new
+    paths. Each move is one rename within a file system, so every file there is whole at every moment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path in paths:
+        os.replace(path, folder / path.name)
+        moved.append(folder / path.name)
+    return moved
+
+
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
     atomic_write_bytes(path, text.encode(), durable=durable)
 
