@@ -19,11 +19,13 @@ runs through it and must start fast.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gzip
 import io
 import json
 import os
+import shutil
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -235,12 +237,25 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
 
 def move_into(paths: Sequence[Path], folder: Path) -> list[Path]:
     """Move ``paths`` into ``folder`` (made if missing), each replacing the file of its name there; the new
-    paths. Each move is one rename within a file system, so every file there is whole at every moment."""
+    paths. Each move is one rename, so every file there is whole at every moment; where ``folder`` is on
+    another file system (a link to another disk), the file is copied beside its target and renamed there."""
     folder.mkdir(parents=True, exist_ok=True)
     moved = []
     for path in paths:
-        os.replace(path, folder / path.name)
-        moved.append(folder / path.name)
+        target = folder / path.name
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            try:
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            path.unlink()
+        moved.append(target)
     return moved
 
 

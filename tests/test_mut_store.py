@@ -5,6 +5,7 @@ never looked at them."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -22,6 +23,7 @@ from bench.store import (
     atomic_write_bytes,
     atomic_write_csv,
     atomic_write_json,
+    move_into,
     read_predictions,
     write_predictions,
 )
@@ -186,3 +188,30 @@ def test_json_records_hold_plain_values(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="object"):
         atomic_write_json(path, {"x": object()})
     assert json.loads(path.read_text())["int"] == 3  # a failed write leaves the old file whole
+
+
+def test_files_move_into_a_folder_whole_also_across_file_systems(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file replaces its namesake by one rename; where the folder is on another file system (rename
+    refused with EXDEV), by a copy beside the target renamed over it, and the source goes either way."""
+    incoming, folder = tmp_path / "incoming", tmp_path / "figures"
+    incoming.mkdir()
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"old a")
+    for name in ("a.png", "b.png"):
+        (incoming / name).write_bytes(f"new {name}".encode())
+    real_replace = os.replace
+
+    def other_disk(src: str | Path, dst: str | Path) -> None:  # a rename between the two folders fails
+        if Path(src).parent != Path(dst).parent:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", other_disk)
+    moved = move_into(sorted(incoming.iterdir()), folder)
+    assert moved == [folder / "a.png", folder / "b.png"]
+    assert [p.read_bytes() for p in moved] == [b"new a.png", b"new b.png"]
+    assert not list(incoming.iterdir()) and sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"]
+    monkeypatch.setattr(os, "replace", real_replace)
+    (incoming / "c.png").write_bytes(b"c")
+    assert move_into([incoming / "c.png"], tmp_path / "new" / "folder") == [tmp_path / "new" / "folder" / "c.png"]
