@@ -426,7 +426,7 @@ _MAX_ENUMERATED = 16  # 2^16 sign patterns: milliseconds
 @functools.lru_cache(maxsize=256)
 def _walsh_rank(n: int, alpha: float) -> int:
     """k of the Hodges-Lehmann interval with n values: P(W+ <= k - 1) <= alpha / 2 < P(W+ <= k)."""
-    cdf = np.cumsum(_signed_rank_null(n)) / 2.0**n
+    cdf = np.cumsum(distributions.signed_rank_counts(n)) / 2.0**n
     return int(np.searchsorted(cdf, alpha / 2.0, side="right"))
 
 
@@ -446,9 +446,6 @@ def _tied_signed_rank_p(nonzero: np.ndarray) -> np.ndarray:
         upper = np.mean(null >= (observed[block] - tolerance[block])[:, None], axis=1)
         out[block] = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
     return out
-
-
-_signed_rank_null = distributions.signed_rank_counts  # the exact null: counts of the 2^n sign patterns by W+
 
 
 def sign_flip_floor(n: int, *, max_exact: int = 16, n_resamples: int = 100_000) -> float:

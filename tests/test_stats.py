@@ -15,6 +15,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from bench import bootstrap as B
+from bench import distributions as D
 from bench import replicates as RP
 from bench import stats as S
 from bench.errors import BenchError
@@ -478,7 +479,7 @@ def test_wilcoxon_against_scipy_and_by_hand() -> None:
     assert result.estimate == pytest.approx(np.median(walsh))
     # n = 10: P(W+ <= 8) = 25/1024 <= 0.025 < P(W+ <= 9) = 33/1024, so the 9th smallest and largest Walsh means
     assert (result.low, result.high) == pytest.approx((walsh[8], walsh[-9]))
-    assert S._signed_rank_null(10)[:10].cumsum()[8] == 25 and S._signed_rank_null(10)[:10].cumsum()[9] == 33
+    assert D.signed_rank_counts(10)[:10].cumsum()[8] == 25 and D.signed_rank_counts(10)[:10].cumsum()[9] == 33
     assert S.wilcoxon_test([0.0, 0.0, 0.0]).p == 1.0
     short = S.wilcoxon_test([1.0, 2.0, 3.0, 4.0])  # four pairs cannot reach 0.05: no finite interval
     assert (short.low, short.high) == (-math.inf, math.inf)
@@ -488,7 +489,7 @@ def test_signed_rank_null_equals_enumeration() -> None:
     n = 6
     sums = [sum(r for r, s in zip(range(1, n + 1), signs, strict=True) if s) for signs in
             itertools.product([0, 1], repeat=n)]
-    assert S._signed_rank_null(n) == pytest.approx(np.bincount(sums, minlength=n * (n + 1) // 2 + 1))
+    assert D.signed_rank_counts(n) == pytest.approx(np.bincount(sums, minlength=n * (n + 1) // 2 + 1))
 
 
 def test_wilcoxon_with_ties_is_exact_by_enumeration() -> None:
