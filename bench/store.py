@@ -25,7 +25,6 @@ import gzip
 import io
 import json
 import os
-import shutil
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -238,7 +237,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
 def move_into(paths: Sequence[Path], folder: Path) -> list[Path]:
     """Move ``paths`` into ``folder`` (made if missing), each replacing the file of its name there; the new
     paths. Each move is one rename, so every file there is whole at every moment; where ``folder`` is on
-    another file system (a link to another disk), the file is copied beside its target and renamed there."""
+    another file system (a link to another disk), it is written there by `atomic_write_bytes` instead."""
     folder.mkdir(parents=True, exist_ok=True)
     moved = []
     for path in paths:
@@ -248,12 +247,7 @@ def move_into(paths: Sequence[Path], folder: Path) -> list[Path]:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            try:
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
+            atomic_write_bytes(target, path.read_bytes(), durable=False)
             path.unlink()
         moved.append(target)
     return moved
